@@ -1,0 +1,165 @@
+"""A checkpoint: one commit of a session's transcripts together with the current memory files.
+
+This is what every hook does. The commit is built by `Store.commit`, which may call the builder a
+second time on a newer tip; the builder therefore reads everything afresh on each call and never
+replaces a stored transcript with an older read of itself (backup.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pygit2
+
+from . import backup, memory
+from .history import format_message
+from .store import Draft, Store
+
+Edit = Callable[[bytes], bytes]
+
+
+@dataclass(frozen=True)
+class Request:
+    event: str
+    session_id: str | None
+    transcript: Path | None
+    device: str
+    detail: tuple[str, str] | None = None  # e.g. ("Reason", "prompt_input_exit")
+    edit_active: Edit | None = None
+
+
+@dataclass
+class Result:
+    commit: pygit2.Oid | None = None
+    files: list[backup.FileBackup] = field(default_factory=list)
+    memory: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def added(self) -> tuple[int, int]:
+        """(bytes, lines) added over all of the session's files."""
+        return (sum(f.after[0] - f.before[0] for f in self.files if not f.rewritten),
+                sum(f.after[1] - f.before[1] for f in self.files if not f.rewritten))
+
+
+def take(store: Store, request: Request, wait: float | None = None) -> Result:
+    result = Result()
+
+    def build(tip: pygit2.Commit | None) -> Draft | None:
+        base = tip.tree if tip is not None else None
+        result.files, result.problems = _transcripts(store.repo, base, request)
+        changes, read, result.memory = _memory(store, base, request.edit_active)
+        for item in result.files:
+            changes.update(item.changes)
+        if not changes:
+            return None
+        tree = store.build_tree(base, changes)
+        if base is not None and tree == base.id:
+            return None
+        return Draft(tree, _message(request, result), read)
+
+    result.commit = store.commit(build, wait)
+    return result
+
+
+def _transcripts(repo: pygit2.Repository, base: pygit2.Tree | None,
+                 request: Request) -> tuple[list[backup.FileBackup], list[str]]:
+    if request.session_id is None or request.transcript is None:
+        return [], []
+    problem = _unusable(request.transcript)
+    if problem:
+        return [], [problem]
+    files, problems = [], []
+    for source in backup.sources(request.session_id, request.transcript):
+        try:
+            item = backup.back_up(repo, base, source)
+        except OSError as error:
+            problems.append(f"could not read {source.path}: {error.strerror or error}")
+            continue
+        if item is not None:
+            files.append(item)
+    return files, problems
+
+
+def _unusable(transcript: Path) -> str | None:
+    if not transcript.exists():
+        return f"transcript {transcript} does not exist (yet): nothing to back up"
+    if not transcript.is_file():
+        return f"transcript {transcript} is not a regular file: not backed up"
+    return None
+
+
+def _memory(store: Store, base: pygit2.Tree | None, edit: Edit | None
+            ) -> tuple[dict[str, pygit2.Oid | None], dict[str, pygit2.Oid], list[str]]:
+    """Blob changes for the memory files as they are on disk (after `edit` for
+    active-context.md), and the ids of what was read from disk."""
+    changes: dict[str, pygit2.Oid | None] = {}
+    read: dict[str, pygit2.Oid] = {}
+    for name in memory.FILES:
+        data = memory.read(store.workdir, name)
+        if data is not None:
+            read[name] = pygit2.hash(data)
+        if edit is not None and name == memory.ACTIVE:
+            data = edit(data or b"")
+        stored = store.blob_at(base, name)
+        if data is not None and (stored is None or stored.id != pygit2.hash(data)):
+            changes[name] = store.repo.create_blob(data)
+    return changes, read, sorted(changes)
+
+
+def _message(request: Request, result: Result) -> str:
+    added_bytes, added_lines = result.added
+    session = (request.session_id or "")[:8]
+    summary = f"+{added_lines} records, {_size(added_bytes)}" if result.files else "memory files"
+    detail = f" ({request.detail[1]})" if request.detail else ""
+    subject = f"{request.event} {session}: {summary}{detail}".replace("  ", " ")
+    body = [f"{f.source.stored}: {_change(f)}" for f in result.files]
+    body += [f"{name}: updated" for name in result.memory]
+    return format_message(subject, body, _trailers(request, result))
+
+
+def _trailers(request: Request, result: Result) -> list[tuple[str, str]]:
+    trailers = [("Cmem-Event", request.event)]
+    if request.session_id:
+        trailers.append(("Cmem-Session", request.session_id))
+    if request.detail:
+        trailers.append((f"Cmem-{request.detail[0]}", request.detail[1]))
+    trailers.append(("Cmem-Device", request.device))
+    main = next((f for f in result.files if f.source.stored.endswith("/" + backup.MAIN)), None)
+    if main is not None:
+        trailers += [("Cmem-Transcript-Bytes", str(main.after[0])),
+                     ("Cmem-Transcript-Lines", str(main.after[1]))]
+    if result.files:
+        added_bytes, added_lines = result.added
+        trailers += [("Cmem-Added-Bytes", str(added_bytes)),
+                     ("Cmem-Added-Lines", str(added_lines)),
+                     ("Cmem-Files", str(len(result.files)))]
+    rewritten = [f.source.stored for f in result.files if f.rewritten]
+    if rewritten:
+        trailers.append(("Cmem-Rewritten", ", ".join(rewritten)))
+    if result.memory:
+        trailers.append(("Cmem-Memory", ", ".join(result.memory)))
+    return trailers
+
+
+def _change(item: backup.FileBackup) -> str:
+    if item.rewritten:
+        return f"rewritten, now {item.after[1]} lines, {_size(item.after[0])}"
+    return f"+{item.after[1] - item.before[1]} lines, {_size(item.after[0] - item.before[0])}"
+
+
+def _size(count: int) -> str:
+    sign = "+" if count >= 0 else "-"
+    count = abs(count)
+    if count < 1024:
+        return f"{sign}{count} B"
+    if count < 1024 * 1024:
+        return f"{sign}{count / 1024:.1f} KiB"
+    return f"{sign}{count / 1024 / 1024:.1f} MiB"
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)

@@ -1,0 +1,124 @@
+"""Transcript files ⇄ chunk files.
+
+A transcript is stored as a folder of blobs, each named `<byte offset>-<line offset>` with fixed
+widths, so name order is byte order and concatenating the blobs gives back Claude Code's file.
+Chunks are cut after a newline and hold at most CHUNK_SIZE bytes (a longer line is a chunk of its
+own). When the file grows only its last chunk is cut again, from that chunk's own offset: every
+earlier boundary stays where it was, so a backup writes objects for the new tail only and an
+incremental push sends only those. The names also answer "how many bytes and lines did this file
+have" without reading it, which is what deltas and the hook's trailers need.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterator
+
+import pygit2
+
+# 256 KiB keeps the rewritten tail small (the repository stays near gzip size after many
+# backups) while a 100 MiB transcript is still only ~400 tree entries.
+CHUNK_SIZE = 256 * 1024
+_NAME = re.compile(r"^(\d{12})-(\d{9})$")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    offset: int
+    line: int
+    oid: pygit2.Oid
+
+    @property
+    def name(self) -> str:
+        return chunk_name(self.offset, self.line)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A chunk about to be written: its place in the file and its bytes."""
+
+    offset: int
+    line: int
+    data: bytes
+
+    @property
+    def name(self) -> str:
+        return chunk_name(self.offset, self.line)
+
+
+def chunk_name(offset: int, line: int) -> str:
+    return f"{offset:012d}-{line:09d}"
+
+
+def cut(data: bytes, offset: int = 0, line: int = 0, size: int = CHUNK_SIZE) -> list[Piece]:
+    """Split `data`, which starts at byte `offset` and line `line` of its file, into pieces."""
+    pieces = []
+    start = 0
+    while start < len(data):
+        end = _cut_point(data, start, size)
+        piece = data[start:end]
+        pieces.append(Piece(offset + start, line, piece))
+        line += piece.count(b"\n")
+        start = end
+    return pieces
+
+
+def _cut_point(data: bytes, start: int, size: int) -> int:
+    if len(data) - start <= size:
+        return len(data)
+    newline = data.rfind(b"\n", start, start + size)
+    if newline == -1:
+        newline = data.find(b"\n", start + size)
+    return len(data) if newline == -1 else newline + 1
+
+
+def listing(repo: pygit2.Repository, tree: pygit2.Tree | None) -> list[Chunk]:
+    """The chunks of one stored file (a tree of chunk blobs), in file order."""
+    if tree is None:
+        return []
+    chunks = []
+    for entry in tree:
+        match = _NAME.match(entry.name or "")
+        if match and entry.type_str == "blob":
+            chunks.append(Chunk(int(match[1]), int(match[2]), entry.id))
+    return sorted(chunks, key=lambda c: c.offset)
+
+
+def blob_size(repo: pygit2.Repository, oid: pygit2.Oid) -> int:
+    return int(repo.odb.read_header(oid)[1])
+
+
+def stored_size(repo: pygit2.Repository, chunks: list[Chunk]) -> tuple[int, int]:
+    """(bytes, lines) of a stored file, reading only its last chunk."""
+    if not chunks:
+        return 0, 0
+    last = chunks[-1]
+    data = blob_data(repo, last.oid)
+    return last.offset + len(data), last.line + data.count(b"\n")
+
+
+def blob_data(repo: pygit2.Repository, oid: pygit2.Oid) -> bytes:
+    blob = repo[oid]
+    assert isinstance(blob, pygit2.Blob)
+    return bytes(blob.data)
+
+
+def read_range(repo: pygit2.Repository, chunks: list[Chunk], start: int = 0,
+               end: int | None = None) -> bytes:
+    """Bytes [start, end) of a stored file, touching only the chunks that overlap the range."""
+    return b"".join(_range_parts(repo, chunks, start, end))
+
+
+def _range_parts(repo: pygit2.Repository, chunks: list[Chunk], start: int,
+                 end: int | None) -> Iterator[bytes]:
+    for index, chunk in enumerate(chunks):
+        following = chunks[index + 1].offset if index + 1 < len(chunks) else None
+        if following is not None and following <= start:
+            continue
+        if end is not None and chunk.offset >= end:
+            break
+        data = blob_data(repo, chunk.oid)
+        low = max(start - chunk.offset, 0)
+        high = len(data) if end is None else min(end - chunk.offset, len(data))
+        yield data[low:high]

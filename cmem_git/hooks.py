@@ -1,0 +1,221 @@
+"""Claude Code hook events -> commits.
+
+`cmem hook <event>` reads the event's JSON on stdin. A hook must never block or break the session:
+it always exits 0 (exit 2 would block compaction), reports problems through the event's own
+channel (a JSON `systemMessage` where Claude Code shows one, stderr for SessionEnd, whose output
+is discarded) and records them so the next SessionStart tells Claude. It imports only what the
+hook path needs: no click.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import checkpoint, context, errorlog, memory, paths, recovery
+from .backup import check_session_id
+from .config import Config, load_config
+from .errors import CmemError, HookInputError, NotInitialized
+from .history import last_for_session
+from .store import Store
+
+# name -> (Claude Code's event name, its detail field, the trailer that records it)
+EVENTS = {
+    "session-start": ("SessionStart", "source", "Source"),
+    "pre-compact": ("PreCompact", "trigger", "Trigger"),
+    "session-end": ("SessionEnd", "reason", "Reason"),
+    "stop": ("Stop", None, None),
+}
+# SessionEnd hooks share a 1.5 s budget: wait briefly for the lock and leave the rest to the
+# next SessionStart, which backs up whatever changed since.
+_SESSION_END_WAIT = 0.8
+_MAX_INPUT = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    session_id: str
+    transcript: Path | None
+    cwd: Path | None
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class Output:
+    stdout: str = ""
+    stderr: str = ""
+
+
+@dataclass
+class _Run:
+    event: Event
+    project: Path
+    store: Store
+    config: Config
+    problems: list[str] = field(default_factory=list)
+
+
+def parse(name: str, data: bytes) -> Event:
+    if not data.strip():
+        raise HookInputError("no hook JSON on stdin (expected the event Claude Code sends)")
+    try:
+        payload = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise HookInputError(f"hook input is not JSON: {error}") from None
+    if not isinstance(payload, dict):
+        raise HookInputError("hook input is not a JSON object")
+    if "session_id" not in payload:
+        raise HookInputError("hook input has no session_id")
+    detail_key = EVENTS[name][1]
+    detail = payload.get(detail_key) if detail_key else None
+    return Event(name, check_session_id(payload["session_id"]),
+                 _path(payload, "transcript_path"), _path(payload, "cwd"),
+                 str(detail) if detail not in (None, "") else None)
+
+
+def _path(payload: Mapping[str, Any], key: str) -> Path | None:
+    value = payload.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or "\0" in value:
+        raise HookInputError(f"hook input field {key} is not a path: {value!r}")
+    return Path(value)
+
+
+def run(name: str, data: bytes, environ: Mapping[str, str]) -> Output:
+    """Handle one hook event. Never raises."""
+    project = _project(environ, None)
+    try:
+        event = parse(name, data)
+        project = _project(environ, event.cwd)
+        if project is None:
+            raise NotInitialized("no .claude/memory repository for this project")
+        return _handle(_start(event, project))
+    except Exception as error:  # the one boundary of the hook path
+        return _failure(name, project, error)
+
+
+def _project(environ: Mapping[str, str], cwd: Path | None) -> Path | None:
+    """CLAUDE_PROJECT_DIR names the project root and does not follow `cd`; cwd is a fallback."""
+    for start in (environ.get("CLAUDE_PROJECT_DIR"), cwd):
+        found = paths.find_project(Path(start)) if start else None
+        if found is not None:
+            return found
+    return None
+
+
+def _start(event: Event, project: Path) -> _Run:
+    store = Store.open(paths.memory_dir(project))
+    problems = []
+    try:
+        config = load_config(paths.config_path(project))
+    except CmemError as error:
+        config = Config()
+        problems.append(f"{error}; using default settings until it is fixed")
+    return _Run(event, project, store, config, problems)
+
+
+def _handle(run_: _Run) -> Output:
+    name = run_.event.name
+    if not getattr(run_.config.events, name.replace("-", "_")):
+        return Output()
+    if name == "session-start":
+        return _session_start(run_)
+    if name == "stop" and _throttled(run_):
+        return Output()
+    edit = _exit_recorder(run_.event) if name == "session-end" else None
+    wait = _SESSION_END_WAIT if name == "session-end" else None
+    result = checkpoint.take(run_.store, _request(run_, edit), wait)
+    run_.problems += result.problems
+    return _report(run_)
+
+
+def _request(run_: _Run, edit: checkpoint.Edit | None = None) -> checkpoint.Request:
+    event = run_.event
+    trailer = EVENTS[event.name][2]
+    detail = (trailer, event.detail) if trailer and event.detail else None
+    return checkpoint.Request(event.name, event.session_id, event.transcript,
+                              run_.config.device, detail, edit)
+
+
+def _exit_recorder(event: Event) -> checkpoint.Edit:
+    when = checkpoint.now()
+    return lambda text: memory.record_exit(text, when, event.session_id, event.detail or "other")
+
+
+def _throttled(run_: _Run) -> bool:
+    tip = run_.store.tip()
+    last = last_for_session(run_.store.repo, tip.id if tip else None, run_.event.session_id)
+    return last is not None and time.time() - last.time < run_.config.stop_throttle_minutes * 60
+
+
+def _session_start(run_: _Run) -> Output:
+    event = run_.event
+    folder = (event.transcript.parent if event.transcript and event.transcript.parent.is_dir()
+              else paths.transcripts_dir(run_.project))
+    run_.problems += recovery.recover(run_.store, _request(run_), folder)
+    errors = errorlog.take_pending(run_.store.gitdir)
+    settings = context.Settings(run_.config.staleness_hours, run_.config.memory_size_warning_kib)
+    text = context.render(run_.store, settings, errors, run_.problems)
+    output: dict[str, Any] = {"hookSpecificOutput": {"hookEventName": "SessionStart",
+                                                     "additionalContext": text}}
+    if run_.problems or errors:
+        output["systemMessage"] = _message(run_.problems or ["earlier hook problems: see context"])
+    return Output(stdout=json.dumps(output))
+
+
+def _report(run_: _Run) -> Output:
+    if not run_.problems:
+        return Output()
+    for problem in run_.problems:
+        errorlog.record(run_.store.gitdir, run_.event.name, problem)
+    return _channel(run_.event.name, _message(run_.problems))
+
+
+def _message(problems: list[str]) -> str:
+    return "cmem: " + "; ".join(problems)
+
+
+def _channel(name: str, message: str) -> Output:
+    if name == "session-end":
+        return Output(stderr=message + "\n")
+    return Output(stdout=json.dumps({"systemMessage": message}))
+
+
+def _failure(name: str, project: Path | None, error: Exception) -> Output:
+    message = _describe(error)
+    gitdir = paths.memory_dir(project) / ".git" if project else None
+    if gitdir is not None and gitdir.is_dir():
+        try:
+            if not isinstance(error, CmemError):
+                log = errorlog.log_traceback(gitdir, error)
+                message += f" (traceback in {log})"
+            errorlog.record(gitdir, name, message)
+        except OSError as nested:  # e.g. the disk is full: still report, never raise
+            message += f"; could not record it: {nested.strerror or nested}"
+    return _channel(name, f"cmem {name} failed: {message}")
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, CmemError):
+        return f"{error}" + (f" (hint: {error.hint})" if error.hint else "")
+    if isinstance(error, OSError):
+        return f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
+    return f"{type(error).__name__}: {error}"
+
+
+def main(name: str) -> int:
+    if name not in EVENTS:
+        sys.stderr.write(f"cmem hook: unknown event {name!r}; one of {', '.join(EVENTS)}\n")
+        return 0
+    data = b"" if sys.stdin.isatty() else sys.stdin.buffer.read(_MAX_INPUT)
+    output = run(name, data, os.environ)
+    sys.stdout.write(output.stdout)
+    sys.stderr.write(output.stderr)
+    return 0

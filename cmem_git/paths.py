@@ -1,0 +1,46 @@
+"""Where things live. Every outside path resolves here, from the environment, so tests redirect
+them all by setting HOME (or CLAUDE_CONFIG_DIR) and never touch a real ~/.claude."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+MEMORY = Path(".claude") / "memory"
+CONFIG_NAME = "cmem.yaml"
+
+
+def claude_home() -> Path:
+    """Claude Code's own directory: $CLAUDE_CONFIG_DIR, else ~/.claude."""
+    configured = os.environ.get("CLAUDE_CONFIG_DIR")
+    return Path(configured) if configured else Path.home() / ".claude"
+
+
+def encode_project(project: Path) -> str:
+    """Claude Code names a project's transcript folder after its path, every character that is
+    not a letter or digit turned into '-'."""
+    return re.sub(r"[^A-Za-z0-9]", "-", str(project))
+
+
+def transcripts_dir(project: Path) -> Path:
+    return claude_home() / "projects" / encode_project(project)
+
+
+def memory_dir(project: Path) -> Path:
+    return project / MEMORY
+
+
+def config_path(project: Path) -> Path:
+    """Per-device settings sit in the memory folder but are excluded from its commits, so the
+    device name never travels to another machine."""
+    return memory_dir(project) / CONFIG_NAME
+
+
+def find_project(start: Path) -> Path | None:
+    """The nearest folder at or above `start` that has a memory repository."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (memory_dir(folder) / ".git").is_dir():
+            return folder
+    return None

@@ -1,0 +1,92 @@
+"""SessionStart's catch-up: back up every transcript of the project that changed since its last
+backup, because SessionEnd may never have run (killed, timed out, machine slept).
+
+Checking a session means reading the tail of its transcript, so a stat cache in .git/cmem
+remembers (size, mtime) of transcripts stored in full, as git's index does for working files.
+The cache only ever skips work: losing it or finding it wrong costs a re-check, never a backup.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+
+from . import backup, chunks, checkpoint
+from .errors import CmemError
+from .lock import cmem_dir
+from .store import Store, subtree
+
+BUDGET = 10.0  # seconds; what is left waits for the next SessionStart
+_CACHE = "seen.json"
+
+
+def recover(store: Store, request: checkpoint.Request, folder: Path) -> list[str]:
+    """Commit the memory files, then each changed session; returns the problems met."""
+    problems = checkpoint.take(store, dataclasses.replace(request, session_id=None)).problems
+    seen = _load(store.gitdir)
+    deadline = time.monotonic() + BUDGET
+    pending = [f for f in _transcripts(folder) if seen.get(f.stem) != _stamp(f)]
+    for index, transcript in enumerate(pending):
+        if time.monotonic() > deadline:
+            problems.append(f"{len(pending) - index} changed transcripts not backed up yet "
+                            "(time budget spent); the next SessionStart continues")
+            break
+        stamp = _stamp(transcript)
+        try:
+            result = checkpoint.take(store, dataclasses.replace(
+                request, session_id=transcript.stem, transcript=transcript))
+        except (CmemError, OSError) as error:
+            problems.append(f"backup of {transcript.name} failed: {error}")
+            continue
+        problems += result.problems
+        if stamp and _stored_size(store, transcript.stem) == stamp[0]:
+            seen[transcript.stem] = stamp
+    _save(store.gitdir, seen)
+    return problems
+
+
+def _transcripts(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.glob("*.jsonl"):
+        try:
+            backup.check_session_id(path.stem)
+        except CmemError:
+            continue
+        if path.is_file():
+            found.append(path)
+    return sorted(found)
+
+
+def _stamp(path: Path) -> list[int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return [info.st_size, info.st_mtime_ns]
+
+
+def _stored_size(store: Store, session_id: str) -> int:
+    tip = store.tip()
+    stored = f"{backup.session_folder(session_id)}/{backup.MAIN}"
+    listing = chunks.listing(store.repo, subtree(tip.tree if tip else None, stored))
+    return chunks.stored_size(store.repo, listing)[0]
+
+
+def _load(gitdir: Path) -> dict[str, list[int]]:
+    try:
+        value = json.loads((gitdir / "cmem" / _CACHE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _save(gitdir: Path, seen: dict[str, list[int]]) -> None:
+    path = cmem_dir(gitdir) / _CACHE
+    temp = path.with_name(f"{_CACHE}.{os.getpid()}")
+    temp.write_text(json.dumps(seen, sort_keys=True))
+    os.replace(temp, path)

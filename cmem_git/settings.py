@@ -1,0 +1,205 @@
+"""cmem's hooks in a Claude Code settings file (`<project>/.claude/settings.json`): add them, remove them.
+
+The file belongs to the user, so every edit is a merge: other keys, other hooks and their order stay as
+they were, and a run that changes nothing does not write at all (the file stays byte-identical). A
+rewrite goes to a temp file in the same folder and replaces the original with `os.replace`, so Claude
+Code never reads a half-written file. A file we cannot understand is reported, never "repaired".
+
+The hook command names the Python interpreter by absolute path (`/venv/bin/python -m cmem_git hook
+stop`): Claude Code runs hooks through a shell from the project folder with its own PATH, where the
+venv's `cmem` script may not be found. When the venv moves, installing again rewrites that path in
+place, which is why cmem's entries are recognised by what they run, not by an exact string.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from cmem_git.errors import SettingsError
+
+Json = dict[str, Any]
+
+HOOK_EVENTS: dict[str, str] = {
+    "SessionStart": "session-start",
+    "PreCompact": "pre-compact",
+    "SessionEnd": "session-end",
+    "Stop": "stop",
+}
+
+DEFAULT_TIMEOUTS: dict[str, int] = {
+    "SessionStart": 30,
+    # Compaction waits for the hook, and the transcript is rewritten right after it.
+    "PreCompact": 60,
+    # SessionEnd hooks share a 1.5 s budget unless one sets its own timeout (up to 60 s).
+    "SessionEnd": 5,
+    "Stop": 30,
+}
+
+# `python -m cmem_git hook …` (what we write) or `cmem hook …` (the console script, possibly quoted).
+_CMEM_COMMAND = re.compile(r"-m\s+cmem_git\s+hook(?:\s|$)|(?:^|[\s/'\"])cmem['\"]?\s+hook(?:\s|$)")
+
+
+def hook_command(executable: str, subcommand: str) -> str:
+    """The shell command Claude Code runs for one hook; it works from any folder and any PATH."""
+    if not executable:
+        raise SettingsError("cannot tell which Python runs cmem (sys.executable is empty)",
+                            hint="run cmem from a regular Python installation or venv")
+    return f"{shlex.quote(os.path.abspath(executable))} -m cmem_git hook {shlex.quote(subcommand)}"
+
+
+def is_cmem_command(command: str) -> bool:
+    """Whether a hook command is one cmem installed, whichever interpreter path it names."""
+    return _CMEM_COMMAND.search(command) is not None
+
+
+def install_hooks(path: Path, executable: str, timeouts: dict[str, int] | None = None) -> list[str]:
+    """Add (or bring up to date) one cmem hook per event in HOOK_EVENTS; return what changed."""
+    settings = _read(path)
+    table: Json = settings.setdefault("hooks", {})
+    limits = _timeouts(timeouts)
+    changes = []
+    for event, subcommand in HOOK_EVENTS.items():
+        wanted = {"type": "command", "command": hook_command(executable, subcommand),
+                  "timeout": limits[event]}
+        change = _install_one(table.setdefault(event, []), wanted)
+        if change:
+            changes.append(f"{change} {event} hook")
+    if changes:
+        _write(path, settings)
+    return changes
+
+
+def uninstall_hooks(path: Path) -> list[str]:
+    """Remove every cmem hook, and the groups, events and "hooks" table that leaves empty."""
+    settings = _read(path)
+    table: Json = settings.get("hooks", {})
+    changes = []
+    for event in list(table):
+        found = _cmem_hooks(table[event])
+        if found:
+            _remove(table[event], found)
+            changes.append(f"removed {event} hook")
+            if not table[event]:
+                del table[event]
+    if changes:
+        if not table:
+            del settings["hooks"]
+        _write(path, settings)
+    return changes
+
+
+def _timeouts(overrides: dict[str, int] | None) -> dict[str, int]:
+    merged = {**DEFAULT_TIMEOUTS, **(overrides or {})}
+    unknown = sorted(set(merged) - set(HOOK_EVENTS))
+    if unknown:
+        raise ValueError(f"cmem installs no hook for {', '.join(unknown)}")
+    return merged
+
+
+def _install_one(groups: list[Any], wanted: Json) -> str | None:
+    """Make `groups` hold exactly one cmem hook equal to `wanted`, in place if it has one already."""
+    found = _cmem_hooks(groups)
+    if not found:
+        # No matcher: the hook runs for every source (startup, resume, clear, compact, …).
+        groups.append({"hooks": [wanted]})
+        return "added"
+    _remove(groups, found[1:])  # a second copy would run the hook twice
+    hook = found[0][1]
+    stale = any(hook.get(key) != value for key, value in wanted.items())
+    hook.update(wanted)  # keeps the entry's place and any keys the user added to it
+    return "updated" if stale or len(found) > 1 else None
+
+
+def _cmem_hooks(groups: list[Any]) -> list[tuple[Json, Json]]:
+    """(group, hook) for every cmem hook; shapes we do not know are not ours and are skipped."""
+    return [(group, hook) for group in groups
+            if isinstance(group, dict) and isinstance(group.get("hooks"), list)
+            for hook in group["hooks"]
+            if isinstance(hook, dict) and isinstance(hook.get("command"), str)
+            and is_cmem_command(hook["command"])]
+
+
+def _remove(groups: list[Any], doomed: list[tuple[Json, Json]]) -> None:
+    """Drop these hooks (by identity: an equal copy may be the one we keep) and the groups they
+    leave empty; a group the user left empty on purpose stays."""
+    for group, _ in doomed:
+        group["hooks"][:] = [h for h in group["hooks"] if all(h is not d for _, d in doomed)]
+    emptied = [group for group, _ in doomed if not group["hooks"]]
+    groups[:] = [g for g in groups if all(g is not e for e in emptied)]
+
+
+def _read(path: Path) -> Json:
+    """The settings as a dict; a missing or blank file is empty settings."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except UnicodeDecodeError as error:
+        raise _invalid(path, f"not UTF-8 text (byte {error.start})") from None
+    except OSError as error:
+        raise SettingsError(f"cannot read {path}: {error.strerror}") from None
+    if not text.strip():
+        return {}
+    try:
+        settings: Json = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise _invalid(path, f"line {error.lineno}, column {error.colno}: {error.msg}") from None
+    _check_shape(path, settings)
+    return settings
+
+
+def _check_shape(path: Path, settings: Any) -> None:
+    """The structure we edit must be what Claude Code expects; anything below it is left alone."""
+    if not isinstance(settings, dict):
+        raise _invalid(path, "the top level is not a JSON object")
+    table = settings.get("hooks", {})
+    if not isinstance(table, dict):
+        raise _invalid(path, '"hooks" is not an object')
+    for event, groups in table.items():
+        if not isinstance(groups, list):
+            raise _invalid(path, f'"hooks"."{event}" is not a list')
+
+
+def _invalid(path: Path, problem: str) -> SettingsError:
+    return SettingsError(f"invalid Claude Code settings {path}: {problem}",
+                         hint=f"fix {path} by hand (Claude Code cannot load it either), then try again")
+
+
+def _write(path: Path, settings: Json) -> None:
+    target = path.resolve()  # a symlinked settings file is edited, not replaced by a copy
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(settings, indent=2, ensure_ascii=False) + "\n"
+    _replace_atomically(target, text, _mode(target))
+
+
+def _replace_atomically(target: Path, text: str, mode: int) -> None:
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+def _mode(target: Path) -> int:
+    """The existing file's permissions; for a new file, what `open()` would give (mkstemp's 0600
+    would hide project settings from other users)."""
+    try:
+        return target.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask

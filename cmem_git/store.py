@@ -1,0 +1,177 @@
+"""The memory repository: git objects, commits and the branch.
+
+A commit is real when, and only when, the branch moves. Everything is built in memory first
+(blobs, trees, the commit object), outside any lock, so concurrent hooks do their expensive part in
+parallel. The branch then moves by compare-and-swap on the tip the commit was built on. A hook
+that loses the race rebuilds on the new tip while holding the repository lock, where nobody else
+can move the branch, so it needs one retry at most and can never starve. Only after the move are
+the index and working files brought up to date (worktree.py); a process killed anywhere leaves the
+old commit or the new one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+import pygit2
+
+from . import worktree
+from .errors import ConcurrentUpdate, NotInitialized
+from .lock import RepoLock
+
+BLOB = pygit2.GIT_FILEMODE_BLOB
+TREE = pygit2.GIT_FILEMODE_TREE
+# Someone outside cmem (a user's `git commit`) may move the branch even while we hold our lock.
+_LOCKED_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A commit ready to be written: its tree and message, and the working-file content it read
+    (path -> blob id), which the working-file update may safely replace."""
+
+    tree: pygit2.Oid
+    message: str
+    read: Mapping[str, pygit2.Oid] = field(default_factory=dict)
+
+
+Builder = Callable[["pygit2.Commit | None"], "Draft | None"]
+
+
+class Store:
+    def __init__(self, repo: pygit2.Repository) -> None:
+        self.repo = repo
+        self.workdir = Path(repo.workdir)
+        self.gitdir = Path(repo.path)
+
+    @classmethod
+    def open(cls, memory: Path) -> Store:
+        if not (memory / ".git").is_dir():
+            raise NotInitialized(f"no memory repository at {memory}")
+        return cls(pygit2.Repository(str(memory)))
+
+    @classmethod
+    def init(cls, memory: Path) -> Store:
+        memory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        repo = pygit2.init_repository(str(memory), initial_head="main")
+        # Transcript bytes must come back exactly: no end-of-line conversion from a global config.
+        repo.config["core.autocrlf"] = "false"
+        return cls(repo)
+
+    @property
+    def branch(self) -> str:
+        head = self.repo.references["HEAD"]
+        target = head.target
+        if not isinstance(target, str):
+            raise ConcurrentUpdate("HEAD of the memory repository is detached",
+                                   hint="run `git -C .claude/memory switch main`")
+        return target
+
+    def tip(self) -> pygit2.Commit | None:
+        ref = self.repo.references.get(self.branch)
+        if ref is None:
+            return None
+        commit = self.repo[ref.target]
+        assert isinstance(commit, pygit2.Commit)
+        return commit
+
+    def lock(self, wait: float | None = None) -> RepoLock:
+        return RepoLock(self.gitdir) if wait is None else RepoLock(self.gitdir, wait)
+
+    def commit(self, build: Builder, wait: float | None = None) -> pygit2.Oid | None:
+        """Build on the tip and move the branch; None when `build` finds nothing to commit."""
+        tip = self.tip()
+        draft = build(tip)
+        if draft is None:
+            return None
+        oid = self._write(draft, tip)
+        with self.lock(wait):
+            for _ in range(_LOCKED_ATTEMPTS):
+                if self._swap(tip, oid):
+                    worktree.sync(self.repo, draft.read)
+                    return oid
+                tip = self.tip()
+                draft = build(tip)
+                if draft is None:
+                    return None
+                oid = self._write(draft, tip)
+        raise ConcurrentUpdate(f"{self.branch} kept moving while cmem held its lock",
+                               hint="is another program committing to .claude/memory?")
+
+    def _write(self, draft: Draft, tip: pygit2.Commit | None) -> pygit2.Oid:
+        sig = self.signature()
+        parents = [tip.id] if tip is not None else []
+        return self.repo.create_commit(None, sig, sig, draft.message, draft.tree, parents)
+
+    def _swap(self, old: pygit2.Commit | None, new: pygit2.Oid) -> bool:
+        """Compare-and-swap: move the branch to `new` only if it still points at `old`."""
+        refs = self.repo.references
+        message = f"cmem: {self.repo[new].message.splitlines()[0]}"
+        try:
+            if old is None:
+                refs.create(self.branch, new)
+                return True
+            ref = refs[self.branch]
+            if ref.target != old.id:
+                return False
+            ref.set_target(new, message)  # libgit2 checks the value read above: a true CAS
+            return True
+        except (pygit2.AlreadyExistsError, pygit2.GitError, KeyError):
+            return False
+
+    def signature(self) -> pygit2.Signature:
+        try:
+            return self.repo.default_signature
+        except (KeyError, pygit2.GitError):
+            host = socket.gethostname() or "localhost"
+            return pygit2.Signature(os.environ.get("USER") or "cmem", f"cmem@{host}")
+
+    def build_tree(self, base: pygit2.Tree | None,
+                   changes: Mapping[str, pygit2.Oid | None]) -> pygit2.Oid:
+        """A new root tree: `base` with blobs set (or removed, for None) at the given paths.
+        Only the trees along changed paths are rewritten."""
+        nested = {tuple(path.split("/")): oid for path, oid in changes.items()}
+        return _update(self.repo, base, nested) or self.repo.TreeBuilder().write()
+
+    def blob_at(self, tree: pygit2.Tree | None, path: str) -> pygit2.Blob | None:
+        obj = lookup(tree, path)
+        return obj if isinstance(obj, pygit2.Blob) else None
+
+
+def lookup(tree: pygit2.Tree | None, path: str) -> pygit2.Object | None:
+    if tree is None:
+        return None
+    try:
+        return tree[path]
+    except KeyError:
+        return None
+
+
+def subtree(tree: pygit2.Tree | None, path: str) -> pygit2.Tree | None:
+    obj = lookup(tree, path)
+    return obj if isinstance(obj, pygit2.Tree) else None
+
+
+def _update(repo: pygit2.Repository, tree: pygit2.Tree | None,
+            changes: dict[tuple[str, ...], pygit2.Oid | None]) -> pygit2.Oid | None:
+    builder = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
+    below: dict[str, dict[tuple[str, ...], pygit2.Oid | None]] = {}
+    for parts, oid in changes.items():
+        if len(parts) > 1:
+            below.setdefault(parts[0], {})[parts[1:]] = oid
+        elif oid is not None:
+            builder.insert(parts[0], oid, BLOB)
+        elif builder.get(parts[0]) is not None:
+            builder.remove(parts[0])
+    for name, inner in below.items():
+        current = builder.get(name)
+        child = _update(repo, current if isinstance(current, pygit2.Tree) else None, inner)
+        if child is not None:
+            builder.insert(name, child, TREE)
+        elif current is not None:
+            builder.remove(name)
+    return builder.write() if len(builder) else None

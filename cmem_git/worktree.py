@@ -1,0 +1,82 @@
+"""Index and working files follow the branch.
+
+Runs under the repository lock, after the branch moved, and always syncs to the branch as it is
+now rather than to the commit this process made: whichever process syncs last leaves the files
+at the newest commit. A working file is replaced only when it holds what the index recorded (an
+untouched checkout) or what the commit read from it; anything else is an edit made since, by the
+user or by Claude, and is left for the next commit to take in. Files are written to a temp file
+and renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+import pygit2
+
+from .lock import temp_dir
+
+
+def sync(repo: pygit2.Repository, read: Mapping[str, pygit2.Oid] | None = None) -> list[str]:
+    """Update index and working files to HEAD; returns the paths left alone because they hold
+    edits newer than HEAD."""
+    head = repo.head.peel(pygit2.Tree)
+    index = repo.index
+    index.read(True)
+    kept = [path for path, want, have in _differences(index, head)
+            if not _apply(repo, index, path, want, have, (read or {}).get(path))]
+    index.write()
+    return kept
+
+
+def _differences(index: pygit2.Index, head: pygit2.Tree
+                 ) -> list[tuple[str, pygit2.Oid | None, pygit2.Oid | None]]:
+    """(path, id in HEAD, id in the index) for every path where they differ."""
+    result = []
+    for delta in index.diff_to_tree(head).deltas:
+        # diff_to_tree compares the tree (old side) with the index (new side).
+        want = delta.old_file.id if delta.status != pygit2.GIT_DELTA_ADDED else None
+        have = delta.new_file.id if delta.status != pygit2.GIT_DELTA_DELETED else None
+        result.append((delta.old_file.path or delta.new_file.path, want, have))
+    return result
+
+
+def _apply(repo: pygit2.Repository, index: pygit2.Index, path: str, want: pygit2.Oid | None,
+           have: pygit2.Oid | None, read: pygit2.Oid | None) -> bool:
+    file = Path(repo.workdir) / path
+    current = _hash(file)
+    replaceable = current in (None, have, read, want)
+    if want is None:
+        if replaceable:
+            file.unlink(missing_ok=True)
+        index.remove(path)
+        return replaceable
+    if replaceable and current != want:
+        blob = repo[want]
+        assert isinstance(blob, pygit2.Blob)
+        write_atomic(repo, file, blob.data)
+    if replaceable:
+        index.add(path)  # stats the file we wrote, so `git status` need not hash it again
+    else:
+        index.add(pygit2.IndexEntry(path, want, pygit2.GIT_FILEMODE_BLOB))
+    return replaceable
+
+
+def _hash(file: Path) -> pygit2.Oid | None:
+    try:
+        return pygit2.hashfile(str(file)) if file.is_file() else None
+    except OSError:
+        return None
+
+
+def write_atomic(repo: pygit2.Repository, file: Path, data: bytes) -> None:
+    """Write through a temp file inside .git (same file system, and a dead writer's leftovers
+    are cleared by the lock) and rename it into place. No fsync: every byte written here is
+    also in a commit, from which `cmem` can rebuild it."""
+    file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temp = temp_dir(Path(repo.path)) / f"{os.getpid()}-{file.name}"
+    with open(temp, "wb", opener=lambda p, f: os.open(p, f, 0o600)) as handle:
+        handle.write(data)
+    os.replace(temp, file)

@@ -1,0 +1,138 @@
+"""Every test gets its own HOME, git identity and Claude folder; none may touch the real ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+if not CORPUS.is_dir():  # a checkout elsewhere: the corpus may be pointed at explicitly
+    CORPUS = Path(os.environ.get("CMEM_CORPUS", CORPUS))
+REAL_HOME = Path(os.path.expanduser("~")).resolve()
+PYTHON = sys.executable
+MINIMAL_PATH = "/usr/bin:/bin"
+
+
+def corpus_transcripts() -> list[Path]:
+    """Every real transcript in the corpus (main sessions and subagent files)."""
+    return sorted(p for p in CORPUS.rglob("*.jsonl"))
+
+
+@pytest.fixture(autouse=True)
+def hermetic(tmp_path_factory: pytest.TempPathFactory,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("home")
+    for name in list(os.environ):
+        if name.startswith(("GIT_", "CLAUDE_", "CMEM_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Test User")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "test@example.com")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "Test User")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "test@example.com")
+    (home / ".gitconfig").write_text("[user]\n\tname = Test User\n\temail = test@example.com\n"
+                                     "[init]\n\tdefaultBranch = main\n")
+    real_claude = REAL_HOME / ".claude"
+    before = _fingerprint(real_claude)
+    yield home
+    assert _fingerprint(real_claude) == before, "a test touched the real ~/.claude"
+
+
+def _fingerprint(folder: Path) -> list[tuple[str, int]]:
+    if not folder.is_dir():
+        return []
+    return sorted((str(p), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file())[:2000]
+
+
+@dataclass
+class Project:
+    """A project folder with cmem set up, and the Claude Code transcript folder for it."""
+
+    root: Path
+    home: Path
+
+    @property
+    def memory(self) -> Path:
+        return self.root / ".claude" / "memory"
+
+    @property
+    def transcripts(self) -> Path:
+        from cmem_git.paths import encode_project
+
+        folder = self.home / ".claude" / "projects" / encode_project(self.root)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def settings(self) -> dict[str, Any]:
+        return json.loads((self.root / ".claude" / "settings.json").read_text())
+
+    def hook_command(self, event: str) -> str:
+        """The command cmem wrote into settings.json for a Claude Code event."""
+        groups = self.settings()["hooks"][event]
+        return str(groups[-1]["hooks"][0]["command"])
+
+    def git(self, *args: str, check: bool = True) -> str:
+        return git(self.memory, *args, check=check)
+
+
+def git(folder: Path, *args: str, check: bool = True) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_DIR")}
+    done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True,
+                          env=env)
+    if check and done.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {done.stderr}")
+    return done.stdout
+
+
+def cmem(*args: str, cwd: Path, input: bytes | None = None,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    """The installed cmem, as a user runs it."""
+    script = Path(PYTHON).parent / "cmem"
+    command = [str(script)] if script.exists() else [PYTHON, "-m", "cmem_git"]
+    return subprocess.run([*command, *args], cwd=cwd, input=input, capture_output=True,
+                          env=env or dict(os.environ), timeout=300)
+
+
+@pytest.fixture
+def project(tmp_path: Path, hermetic: Path) -> Project:
+    root = tmp_path / "my project"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    done = cmem("init", cwd=root)
+    assert done.returncode == 0, done.stderr.decode()
+    return Project(root, hermetic)
+
+
+def run_hook(project: Project, event: str, payload: dict[str, Any] | bytes,
+             cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run the hook exactly as Claude Code does: the command from settings.json through a
+    shell, JSON on stdin, from another folder, with a PATH that lacks cmem's virtualenv."""
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    env = {"HOME": str(project.home), "PATH": MINIMAL_PATH,
+           "CLAUDE_PROJECT_DIR": str(project.root)}
+    return subprocess.run(["sh", "-c", project.hook_command(event)], input=data,
+                          capture_output=True, cwd=cwd or project.home, env=env, timeout=120)
+
+
+def payload(event: str, session_id: str, transcript: Path, cwd: Path, **extra: Any
+            ) -> dict[str, Any]:
+    detail = {"SessionStart": {"source": "startup"}, "PreCompact": {"trigger": "auto"},
+              "SessionEnd": {"reason": "prompt_input_exit"}, "Stop": {}}[event]
+    return {"session_id": session_id, "transcript_path": str(transcript), "cwd": str(cwd),
+            "hook_event_name": event, **detail, **extra}
+
+
+def copy_session(source: Path, folder: Path, session_id: str) -> Path:
+    target = folder / f"{session_id}.jsonl"
+    shutil.copyfile(source, target)
+    return target
