@@ -15,7 +15,7 @@ from typing import Callable
 import pygit2
 
 from . import backup, memory
-from .history import format_message
+from .history import format_message, size_text
 from .store import Draft, Store
 
 Edit = Callable[[bytes], bytes]
@@ -113,7 +113,7 @@ def _memory(store: Store, base: pygit2.Tree | None, edit: Edit | None
 def _message(request: Request, result: Result) -> str:
     added_bytes, added_lines = result.added
     session = (request.session_id or "")[:8]
-    summary = f"+{added_lines} records, {_size(added_bytes)}" if result.files else "memory files"
+    summary = f"+{added_lines} records, {size_text(added_bytes)}" if result.files else "memory files"
     detail = f" ({request.detail[1]})" if request.detail else ""
     subject = f"{request.event} {session}: {summary}{detail}".replace("  ", " ")
     body = [f"{f.source.stored}: {_change(f)}" for f in result.files]
@@ -147,18 +147,8 @@ def _trailers(request: Request, result: Result) -> list[tuple[str, str]]:
 
 def _change(item: backup.FileBackup) -> str:
     if item.rewritten:
-        return f"rewritten, now {item.after[1]} lines, {_size(item.after[0])}"
-    return f"+{item.after[1] - item.before[1]} lines, {_size(item.after[0] - item.before[0])}"
-
-
-def _size(count: int) -> str:
-    sign = "+" if count >= 0 else "-"
-    count = abs(count)
-    if count < 1024:
-        return f"{sign}{count} B"
-    if count < 1024 * 1024:
-        return f"{sign}{count / 1024:.1f} KiB"
-    return f"{sign}{count / 1024 / 1024:.1f} MiB"
+        return f"rewritten, now {item.after[1]} lines, {size_text(item.after[0], signed=False)}"
+    return f"+{item.after[1] - item.before[1]} lines, {size_text(item.after[0] - item.before[0])}"
 
 
 def now() -> dt.datetime:

@@ -7,6 +7,7 @@ CMEM_DEBUG=1) and exit status 3.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import traceback
@@ -15,8 +16,11 @@ from typing import Sequence
 
 import click
 
-from . import __version__, hooks, paths, project as project_mod
+from . import __version__, hooks, paths, project as project_mod, reading, revisions
 from .errors import CmemError, NotInitialized
+from .history import Filter, describe, log as history_log
+from .output import colour_enabled, is_terminal, paint, when
+from .store import Store
 
 
 def _project_here() -> Path:
@@ -71,6 +75,165 @@ def uninstall() -> None:
 def hook(event: str) -> None:
     """Run a Claude Code hook: reads the event's JSON on stdin, always exits 0."""
     hooks.main(event)
+
+
+def _store() -> Store:
+    return Store.open(paths.memory_dir(_project_here()))
+
+
+def _emit(text: str) -> None:
+    """Long output goes through a pager on a terminal, straight out on a pipe."""
+    if is_terminal() and text.count("\n") > _terminal_lines():
+        click.echo_via_pager(text)
+    else:
+        click.echo(text, nl=False)
+
+
+def _terminal_lines() -> int:
+    return max(os.get_terminal_size().lines - 2, 10) if is_terminal() else 10 ** 9
+
+
+def _time_option(value: str | None) -> float | None:
+    return revisions.parse_time(value) if value else None
+
+
+@cli.command(name="log")
+@click.option("-n", "--max-count", type=int, help="Show at most this many commits.")
+@click.option("--session", help="Only commits of this session (a prefix is enough).")
+@click.option("--event", help="Only this event: session-end, pre-compact, document, ...")
+@click.option("--since", help="Newer than this: '2 hours ago', 'yesterday', '2026-11-20'.")
+@click.option("--until", help="Older than this.")
+@click.option("--oneline", is_flag=True, help="One short line per commit.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, all trailers.")
+@click.option("--graph", is_flag=True, help="Draw merges between devices (uses git log).")
+def log_command(max_count: int | None, session: str | None, event: str | None,
+                since: str | None, until: str | None, oneline: bool, as_json: bool,
+                graph: bool) -> None:
+    """Show the memory's history, newest first."""
+    store = _store()
+    if graph:
+        _emit(reading.graph(store, max_count))
+        return
+    tip = store.tip()
+    wanted = Filter(session, event, _time_option(since), _time_option(until))
+    entries = history_log(store.repo, tip.id if tip else None, max_count, wanted)
+    if as_json:
+        click.echo("".join(json.dumps(reading.entry_json(e)) + "\n" for e in entries), nl=False)
+        return
+    colour, relative = colour_enabled(), is_terminal()
+    lines = []
+    for item in entries:
+        short = paint(str(item.id)[:8], "yellow", colour)
+        session_text = (item.session or "-")[:8]
+        if oneline:
+            lines.append(f"{short} {item.event or '-'} {session_text} {describe(item)}")
+            continue
+        lines.append(f"{short} {paint(when(item.time, relative), 'green', colour)} "
+                     f"{paint(item.event or 'commit', 'cyan', colour)} {session_text} "
+                     f"{item.trailers.get('Cmem-Device', '-')}  {describe(item)}")
+    _emit("".join(line + "\n" for line in lines))
+
+
+@cli.command()
+@click.argument("spec", default="HEAD")
+def show(spec: str) -> None:
+    """Show a commit, or a file as of a commit: REV or REV:PATH.
+
+    For a transcript, PATH may be the stored folder (transcripts/<id>/main.jsonl): its chunks
+    are put back together. See `cmem help revisions` for REV.
+    """
+    store = _store()
+    rev, _, path = spec.partition(":")
+    commit = revisions.resolve(store, rev or "HEAD")
+    if path:
+        sys.stdout.buffer.write(reading.file_at(store, commit, path))
+        return
+    _emit(reading.commit_text(store, commit, is_terminal()))
+
+
+@cli.command()
+@click.argument("session")
+@click.option("--file", "name", default="main.jsonl", show_default=True,
+              help="Which of the session's files, e.g. subagents/agent-a1.jsonl.")
+@click.option("--at", "rev", default="HEAD", help="As of this revision.")
+def cat(session: str, name: str, rev: str) -> None:
+    """Write a session's full transcript bytes to stdout (a prefix of the id is enough)."""
+    store = _store()
+    commit = revisions.resolve(store, rev)
+    sys.stdout.buffer.write(reading.session_file(store, commit, session, name))
+
+
+@cli.command()
+@click.argument("old", required=False)
+@click.argument("new", required=False)
+@click.option("--raw", is_flag=True, help="Transcripts as their JSONL lines.")
+@click.option("--stat", is_flag=True, help="Only counts per session and file.")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@click.option("--thinking", is_flag=True, help="Include Claude's thinking.")
+def diff(old: str | None, new: str | None, raw: bool, stat: bool, as_json: bool,
+         thinking: bool) -> None:
+    """Show changes: uncommitted edits of the memory files, OLD..HEAD, or OLD..NEW.
+
+    Transcripts show the records added, rendered for reading; Markdown files a unified diff.
+    """
+    store = _store()
+    changes = reading.changes(store, old, new)
+    if as_json:
+        click.echo(json.dumps(reading.changes_json(changes), indent=2))
+    elif stat:
+        _emit(reading.changes_stat(changes))
+    else:
+        _emit(reading.changes_text(changes, raw, thinking, colour_enabled()))
+
+
+@cli.command()
+@click.option("--since", "since", help="Revision to start after (default: the last session "
+              "document, or the beginning).")
+@click.option("--max-chars", type=int, default=20000, show_default=True,
+              help="Keep the newest records within this many characters; 0 for no limit.")
+@click.option("--jsonl", is_flag=True, help="The raw JSONL records instead of Markdown.")
+@click.option("--thinking", is_flag=True, help="Include Claude's thinking.")
+def delta(since: str | None, max_chars: int, jsonl: bool, thinking: bool) -> None:
+    """The transcript records added since a revision, for Claude to read.
+
+    Computed from commits (stored byte offsets), never from record timestamps, so it is right
+    across compactions, /clear, subagents and sessions resumed on another machine.
+    """
+    store = _store()
+    deltas = reading.delta_since(store, since)
+    if jsonl:
+        for item in deltas:
+            sys.stdout.buffer.write(item.data if item.data.endswith(b"\n") else item.data + b"\n")
+        return
+    click.echo(reading.delta_markdown(deltas, max_chars or None, thinking), nl=False)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+def status(as_json: bool) -> None:
+    """Repository, last commit per event, backups since the last document, staleness,
+    remote and recorded hook errors."""
+    report = reading.status_data(_store())
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(reading.status_text(report, is_terminal()), nl=False)
+
+
+@cli.command(name="help")
+@click.argument("topic", required=False)
+@click.pass_context
+def help_command(ctx: click.Context, topic: str | None) -> None:
+    """Help on a command or topic: `cmem help revisions`."""
+    if topic == "revisions":
+        click.echo(revisions.HELP.strip())
+        return
+    command = cli.get_command(ctx, topic) if topic else None
+    parent = ctx.parent or ctx
+    if topic and command is None:
+        raise click.UsageError(f"no help topic {topic!r}; try `cmem help revisions`")
+    target = command or cli
+    click.echo(target.get_help(click.Context(target, info_name=topic or "cmem", parent=parent)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -74,3 +74,55 @@ def since_document(repo: pygit2.Repository, tip: pygit2.Oid | None,
 def last_for_session(repo: pygit2.Repository, tip: pygit2.Oid | None, session_id: str,
                      limit: int = 200) -> Entry | None:
     return next((e for e in walk(repo, tip, limit) if e.session == session_id), None)
+
+
+@dataclass(frozen=True)
+class Filter:
+    session: str | None = None  # a prefix is enough
+    event: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+    def accepts(self, item: Entry) -> bool:
+        return ((self.session is None or (item.session or "").startswith(self.session))
+                and (self.event is None or item.event == self.event)
+                and (self.until is None or item.time <= self.until))
+
+
+def log(repo: pygit2.Repository, tip: pygit2.Oid | None, limit: int | None,
+        wanted: Filter = Filter()) -> list[Entry]:
+    """Commits newest first that pass `wanted`; the walk stops at the first commit older than
+    `since`, as git's does."""
+    found: list[Entry] = []
+    for item in walk(repo, tip, 10 ** 9):
+        if limit is not None and len(found) >= limit:
+            break
+        if wanted.since is not None and item.time < wanted.since:
+            break
+        if wanted.accepts(item):
+            found.append(item)
+    return found
+
+
+def describe(item: Entry) -> str:
+    """What a commit changed, in words."""
+    if item.event == DOCUMENT:
+        return f"session document {item.trailers.get('Cmem-Title', item.subject)!r}"
+    parts = []
+    if "Cmem-Added-Lines" in item.trailers:
+        parts.append(f"+{item.number('Cmem-Added-Lines')} records, "
+                     f"{size_text(item.number('Cmem-Added-Bytes'))}")
+    if "Cmem-Rewritten" in item.trailers:
+        parts.append(f"rewritten {item.trailers['Cmem-Rewritten']}")
+    if "Cmem-Memory" in item.trailers:
+        parts.append(item.trailers["Cmem-Memory"])
+    return ", ".join(parts) or item.subject
+
+
+def size_text(count: int, signed: bool = True) -> str:
+    sign = ("+" if count >= 0 else "-") if signed else ""
+    count = abs(count)
+    for unit, size in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= size:
+            return f"{sign}{count / size:.1f} {unit}"
+    return f"{sign}{count} B"

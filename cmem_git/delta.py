@@ -1,0 +1,135 @@
+"""What was added to the transcripts between two commits.
+
+claude-memory extracted deltas by each record's `.timestamp`, which returned nothing after a
+compaction (its records carry back-dated timestamps) and skipped records without one. Here a
+delta is bytes: a transcript's stored size in the older commit is where its new records begin in
+the newer one. That holds across compaction, /clear (several sessions), subagents and sessions
+resumed on another machine, because it only asks what the commits hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pygit2
+
+from . import chunks, render
+from .backup import MAIN, ROOT
+from .store import subtree
+
+
+@dataclass(frozen=True)
+class FileDelta:
+    stored: str  # transcripts/<session>/<file>
+    start: int  # where `data` begins in the newer version (0 when rewritten or new)
+    data: bytes
+    rewritten: bool
+
+    @property
+    def session(self) -> str:
+        return self.stored.split("/")[1]
+
+    @property
+    def file(self) -> str:
+        return self.stored.split("/", 2)[2]
+
+    @property
+    def records(self) -> list[bytes]:
+        return self.data.splitlines()
+
+
+def between(repo: pygit2.Repository, old: pygit2.Commit | None,
+            new: pygit2.Commit) -> list[FileDelta]:
+    """Every stored file that changed from `old` to `new`, with its added bytes."""
+    old_tree = old.tree if old is not None else None
+    deltas = []
+    for stored in _changed_files(repo, old_tree, new.tree):
+        before = chunks.listing(repo, subtree(old_tree, stored))
+        after = chunks.listing(repo, subtree(new.tree, stored))
+        if after:
+            deltas.append(_delta(repo, stored, before, after))
+    return [d for d in deltas if d.data]
+
+
+def _changed_files(repo: pygit2.Repository, old: pygit2.Tree | None,
+                   new: pygit2.Tree) -> list[str]:
+    old_root = subtree(old, ROOT)
+    new_root = subtree(new, ROOT)
+    if new_root is None:
+        return []
+    diff = (repo.diff(old_root, new_root) if old_root is not None
+            else new_root.diff_to_tree(swap=True))
+    files = {f"{ROOT}/{d.new_file.path.rsplit('/', 1)[0]}" for d in diff.deltas
+             if d.status != pygit2.GIT_DELTA_DELETED}
+    return sorted(files)
+
+
+def _delta(repo: pygit2.Repository, stored: str, before: list[chunks.Chunk],
+           after: list[chunks.Chunk]) -> FileDelta:
+    size = chunks.stored_size(repo, before)[0]
+    if before and _extends(repo, before, after):
+        return FileDelta(stored, size, chunks.read_range(repo, after, size), False)
+    return FileDelta(stored, 0, chunks.read_range(repo, after), bool(before))
+
+
+def _extends(repo: pygit2.Repository, before: list[chunks.Chunk],
+             after: list[chunks.Chunk]) -> bool:
+    """Whether `after` holds `before` as a prefix: every earlier chunk kept as it was and the
+    last one continued."""
+    kept = {(c.offset, c.oid) for c in after}
+    if any((c.offset, c.oid) not in kept for c in before[:-1]):
+        return False
+    last = before[-1]
+    old = chunks.blob_data(repo, last.oid)
+    return chunks.read_range(repo, after, last.offset, last.offset + len(old)) == old
+
+
+def session_order(repo: pygit2.Repository, old: pygit2.Commit | None,
+                  new: pygit2.Commit) -> list[str]:
+    """Sessions in the order their commits after `old` first touched them, oldest first."""
+    walker = repo.walk(new.id, pygit2.GIT_SORT_TIME | pygit2.GIT_SORT_REVERSE)
+    if old is not None:
+        walker.hide(old.id)
+    order: dict[str, None] = {}
+    for commit in walker:
+        session = dict(commit.message_trailers).get("Cmem-Session")
+        if session:
+            order.setdefault(session, None)
+    return list(order)
+
+
+def chronological(repo: pygit2.Repository, old: pygit2.Commit | None,
+                  new: pygit2.Commit) -> list[FileDelta]:
+    """`between`, sessions oldest first, each session's main transcript before its subagents."""
+    deltas = between(repo, old, new)
+    rank = {session: index for index, session in enumerate(session_order(repo, old, new))}
+    return sorted(deltas, key=lambda d: (rank.get(d.session, len(rank)), d.file != MAIN, d.file))
+
+
+def as_markdown(deltas: list[FileDelta], max_chars: int | None, thinking: bool = False) -> str:
+    """The records for Claude, newest kept when they do not fit in `max_chars`."""
+    blocks: list[str] = []
+    for item in deltas:
+        rendered = [text for text in (render.record(line, thinking) for line in item.records)
+                    if text]
+        note = " (rewritten: whole file)" if item.rewritten else ""
+        blocks.append(f"## Session {item.session}: {item.file}, "
+                      f"{len(item.records)} records{note}")
+        blocks += rendered
+    text = "\n\n".join(blocks)
+    if max_chars is None or len(text) <= max_chars:
+        return text + "\n" if text else ""
+    kept: list[str] = []
+    size = 0
+    for block in reversed(blocks):
+        if size + len(block) + 2 > max_chars - 120:
+            break
+        kept.append(block)
+        size += len(block) + 2
+    if not kept:  # even the newest entry is too long: keep its end
+        kept.append("…" + blocks[-1][-(max_chars - 121):])
+        size = len(kept[0])
+    left = len(blocks) - len(kept)
+    head = (f"… {left} earlier entries ({len(text) - size} characters) left out; "
+            "`cmem delta --max-chars 0` shows everything.")
+    return "\n\n".join([head, *reversed(kept)]) + "\n"
