@@ -94,20 +94,40 @@ def _unusable(transcript: Path) -> str | None:
 
 def _memory(store: Store, base: pygit2.Tree | None, edit: Edit | None
             ) -> tuple[dict[str, pygit2.Oid | None], dict[str, pygit2.Oid], list[str]]:
-    """Blob changes for the memory files as they are on disk (after `edit` for
-    active-context.md), and the ids of what was read from disk."""
+    """Blob changes for the memory files, and the ids of what was read from disk.
+
+    A working file counts as edited only when it differs from the index, as in git. Comparing
+    it with the tip instead would take a file that merely lags behind a commit another hook
+    just made (its files are written after its branch moves) for an edit, and revert it."""
     changes: dict[str, pygit2.Oid | None] = {}
     read: dict[str, pygit2.Oid] = {}
+    synced = _index_ids(store)
     for name in memory.FILES:
+        stored = store.blob_at(base, name)
         data = memory.read(store.workdir, name)
         if data is not None:
             read[name] = pygit2.hash(data)
+            if read[name] == synced.get(name):
+                data = None  # not edited since the last sync: the tip's version stands
+        if data is None and stored is not None:
+            data = bytes(stored.data)
         if edit is not None and name == memory.ACTIVE:
             data = edit(data or b"")
-        stored = store.blob_at(base, name)
         if data is not None and (stored is None or stored.id != pygit2.hash(data)):
             changes[name] = store.repo.create_blob(data)
     return changes, read, sorted(changes)
+
+
+def _index_ids(store: Store) -> dict[str, pygit2.Oid]:
+    index = store.repo.index
+    index.read(True)
+    ids = {}
+    for name in memory.FILES:
+        try:
+            ids[name] = index[name].id
+        except KeyError:
+            continue
+    return ids
 
 
 def _message(request: Request, result: Result) -> str:
