@@ -80,6 +80,11 @@ class RepoLock:
                 delay = min(delay * 2, 0.05)
 
 
+def interrupted(gitdir: Path) -> bool:
+    """Whether a holder died mid-write (cheap: one stat, no lock)."""
+    return (gitdir / "cmem" / "writing").exists()
+
+
 def clear_stale(gitdir: Path) -> list[Path]:
     """Remove what a dead holder left: git lock files and cmem's temp files."""
     found = [gitdir / name for name in _GIT_LOCKS if (gitdir / name).exists()]

@@ -21,7 +21,7 @@ import pygit2
 
 from . import worktree
 from .errors import ConcurrentUpdate, NotInitialized
-from .lock import RepoLock
+from .lock import RepoLock, interrupted
 
 BLOB = pygit2.GIT_FILEMODE_BLOB
 TREE = pygit2.GIT_FILEMODE_TREE
@@ -52,7 +52,17 @@ class Store:
     def open(cls, memory: Path) -> Store:
         if not (memory / ".git").is_dir():
             raise NotInitialized(f"no memory repository at {memory}")
-        return cls(pygit2.Repository(str(memory)))
+        store = cls(pygit2.Repository(str(memory)))
+        if interrupted(store.gitdir):
+            store.repair()
+        return store
+
+    def repair(self) -> None:
+        """Finish what a killed cmem left undone: its lock files go, and the index and working
+        files catch up with the branch it may already have moved."""
+        with self.lock():
+            if self.tip() is not None:
+                worktree.sync(self.repo)
 
     @classmethod
     def init(cls, memory: Path) -> Store:
