@@ -20,7 +20,7 @@ from typing import Callable, Mapping
 import pygit2
 
 from . import worktree
-from .errors import ConcurrentUpdate, NotInitialized
+from .errors import ConcurrentUpdate, LockTimeout, NotInitialized
 from .lock import RepoLock, interrupted
 
 BLOB = pygit2.GIT_FILEMODE_BLOB
@@ -60,9 +60,12 @@ class Store:
     def repair(self) -> None:
         """Finish what a killed cmem left undone: its lock files go, and the index and working
         files catch up with the branch it may already have moved."""
-        with self.lock():
-            if self.tip() is not None:
-                worktree.sync(self.repo)
+        try:
+            with self.lock(wait=1.0):
+                if self.tip() is not None:
+                    worktree.sync(self.repo)
+        except LockTimeout:
+            pass  # a live holder is writing: it syncs the files itself
 
     @classmethod
     def init(cls, memory: Path) -> Store:
