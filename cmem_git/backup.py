@@ -56,7 +56,7 @@ class FileBackup:
 
 def check_session_id(session_id: object) -> str:
     """Session ids become folder names: anything path-like is refused, not sanitised."""
-    if not isinstance(session_id, str) or not _SESSION_ID.match(session_id) or ".." in session_id:
+    if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id) or ".." in session_id:
         raise HookInputError(f"unusable session_id {session_id!r}: expected letters, digits, "
                              "'-', '_' or '.', not a path")
     return session_id
@@ -74,12 +74,18 @@ def sources(session_id: str, transcript: Path) -> list[Source]:
         folder = extra / kind
         if folder.is_dir() and not folder.is_symlink():
             found += [Source(p, f"{session_folder(session_id)}/{p.relative_to(extra).as_posix()}")
-                      for p in sorted(folder.rglob("*")) if _regular(p)]
+                      for p in sorted(folder.rglob("*"))
+                      if _regular(p) and not any(map(_refused, p.relative_to(extra).parts))]
     return found
 
 
 def _regular(path: Path) -> bool:
     return path.is_file() and not path.is_symlink()
+
+
+def _refused(name: str) -> bool:
+    """Names git will not store in a tree (it guards against `.git` in every spelling)."""
+    return name.lower().rstrip(". ") == ".git" or name.lower() == "git~1"
 
 
 def back_up(repo: pygit2.Repository, base: pygit2.Tree | None, source: Source) -> FileBackup | None:
@@ -138,5 +144,5 @@ def whole_lines(data: bytes) -> bytes:
 def _is_record(line: bytes) -> bool:
     try:
         return isinstance(json.loads(line), dict)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
