@@ -112,7 +112,7 @@ def back_up(repo: pygit2.Repository, base: pygit2.Tree | None, source: Source) -
         changes[f"{source.stored}/{piece.name}"] = repo.create_blob(piece.data)
     if not changes:
         return None
-    after = (end, pieces[-1].line + pieces[-1].data.count(b"\n")) if pieces else (0, 0)
+    after = (end, pieces[-1].line + chunks.count_lines(pieces[-1].data)) if pieces else (0, 0)
     return FileBackup(source, changes, before, after, rewritten=not grown and bool(stored))
 
 

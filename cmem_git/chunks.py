@@ -95,7 +95,13 @@ def stored_size(repo: pygit2.Repository, chunks: list[Chunk]) -> tuple[int, int]
         return 0, 0
     last = chunks[-1]
     data = blob_data(repo, last.oid)
-    return last.offset + len(data), last.line + data.count(b"\n")
+    return last.offset + len(data), last.line + count_lines(data)
+
+
+def count_lines(data: bytes) -> int:
+    """Lines in `data`, a final one without its newline included (names count newlines only,
+    so that they stay put when that line is finished)."""
+    return data.count(b"\n") + (not data.endswith(b"\n") if data else 0)
 
 
 def blob_data(repo: pygit2.Repository, oid: pygit2.Oid) -> bytes:

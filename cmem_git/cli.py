@@ -143,7 +143,7 @@ def show(spec: str) -> None:
     are put back together. See `cmem help revisions` for REV.
     """
     store = _store()
-    rev, _, path = spec.partition(":")
+    rev, path = revisions.split_path(spec)
     commit = revisions.resolve(store, rev or "HEAD")
     if path:
         sys.stdout.buffer.write(reading.file_at(store, commit, path))

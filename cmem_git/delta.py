@@ -15,6 +15,7 @@ import pygit2
 
 from . import chunks, render
 from .backup import MAIN, ROOT
+from .history import ORDER
 from .store import subtree
 
 
@@ -68,6 +69,9 @@ def _delta(repo: pygit2.Repository, stored: str, before: list[chunks.Chunk],
            after: list[chunks.Chunk]) -> FileDelta:
     size = chunks.stored_size(repo, before)[0]
     if before and _extends(repo, before, after):
+        # A last record stored without its newline gets it now: that byte starts no record.
+        if chunks.read_range(repo, before, size - 1, size) != b"\n":
+            size += chunks.read_range(repo, after, size, size + 1) == b"\n"
         return FileDelta(stored, size, chunks.read_range(repo, after, size), False)
     return FileDelta(stored, 0, chunks.read_range(repo, after), bool(before))
 
@@ -87,7 +91,7 @@ def _extends(repo: pygit2.Repository, before: list[chunks.Chunk],
 def session_order(repo: pygit2.Repository, old: pygit2.Commit | None,
                   new: pygit2.Commit) -> list[str]:
     """Sessions in the order their commits after `old` first touched them, oldest first."""
-    walker = repo.walk(new.id, pygit2.GIT_SORT_TIME | pygit2.GIT_SORT_REVERSE)
+    walker = repo.walk(new.id, ORDER | pygit2.GIT_SORT_REVERSE)
     if old is not None:
         walker.hide(old.id)
     order: dict[str, None] = {}

@@ -43,3 +43,7 @@ class ConcurrentUpdate(CmemError):
 
 class SettingsError(CmemError):
     pass
+
+
+class StorageError(CmemError):
+    """Writing objects or refs into the memory repository failed."""

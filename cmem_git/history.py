@@ -13,6 +13,9 @@ from typing import Iterator, Mapping
 import pygit2
 
 DOCUMENT = "document"
+# git log's order: children before parents, then by time. Time alone misorders the many
+# commits hooks make within one second, and commits from a machine whose clock runs ahead.
+ORDER = pygit2.GIT_SORT_TOPOLOGICAL | pygit2.GIT_SORT_TIME
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ def walk(repo: pygit2.Repository, tip: pygit2.Oid | None, limit: int) -> Iterato
     """Newest first, at most `limit` commits."""
     if tip is None:
         return
-    for count, commit in enumerate(repo.walk(tip, pygit2.GIT_SORT_TIME)):
+    for count, commit in enumerate(repo.walk(tip, ORDER)):
         if count >= limit:
             return
         yield entry(commit)

@@ -140,8 +140,18 @@ def _request(run_: _Run, edit: checkpoint.Edit | None = None) -> checkpoint.Requ
     event = run_.event
     trailer = EVENTS[event.name][2]
     detail = (trailer, event.detail) if trailer and event.detail else None
-    return checkpoint.Request(event.name, event.session_id, event.transcript,
+    return checkpoint.Request(event.name, event.session_id, _transcript(run_),
                               run_.config.device, detail, edit)
+
+
+def _transcript(run_: _Run) -> Path | None:
+    """The payload's transcript_path; without one, where Claude Code keeps this session."""
+    event = run_.event
+    if event.transcript is not None or event.name == "session-start":
+        return event.transcript
+    run_.problems.append("hook input has no transcript_path; looked in Claude Code's folder "
+                         "for this project")
+    return paths.transcripts_dir(run_.project) / f"{event.session_id}.jsonl"
 
 
 def _exit_recorder(event: Event) -> checkpoint.Edit:

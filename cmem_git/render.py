@@ -20,11 +20,13 @@ def record(line: bytes, thinking: bool = False) -> str | None:
     """One record as Markdown-ish text, or None when it is bookkeeping."""
     try:
         value = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return f"[invalid JSON line, {len(line)} bytes]"
     if not isinstance(value, dict):
         return f"[not a record: {_short(json.dumps(value))}]"
     kind = value.get("type")
+    if not isinstance(kind, str) and kind is not None:
+        return f"[{_short(json.dumps(kind), 40)} record]"
     if kind in _QUIET:
         return None
     if kind == "user":
@@ -35,7 +37,7 @@ def record(line: bytes, thinking: bool = False) -> str | None:
         return _system(value)
     if kind == "summary":
         return f"[summary: {_short(str(value.get('summary', '')))}]"
-    return f"[{_short(str(kind)) if kind is not None else 'untyped'} record]"
+    return f"[{_short(kind, 40) if kind is not None else 'untyped'} record]"
 
 
 def _content(value: dict[str, Any]) -> Any:
@@ -62,7 +64,7 @@ def _user_part(part: Any) -> str | None:
         return f"**User:** {str(part.get('text', '')).strip()}"
     if part.get("type") == "tool_result":
         return "  ↳ " + _result(part.get("content"), bool(part.get("is_error")))
-    return f"[{part.get('type', 'unknown')} content]"
+    return f"[{_short(str(part.get('type', 'unknown')), 40)} content]"
 
 
 def _result(content: Any, error: bool) -> str:
@@ -95,7 +97,7 @@ def _assistant_part(part: Any, thinking: bool) -> str | None:
         return f"→ {part.get('name', '?')}({_short(_one_line(part.get('input')))})"
     if kind in ("thinking", "redacted_thinking"):
         return f"_(thinking)_ {str(part.get('thinking', '')).strip()}" if thinking else None
-    return f"[{kind or 'unknown'} content]"
+    return f"[{_short(str(kind or 'unknown'), 40)} content]"
 
 
 def _system(value: dict[str, Any]) -> str | None:

@@ -45,6 +45,15 @@ def resolve(store: Store, spec: str) -> pygit2.Commit:
     return _git(store, f"{base.id}{suffix}") if suffix else base
 
 
+def split_path(spec: str) -> tuple[str, str]:
+    """`REV:PATH` -> (REV, PATH); a colon inside `session:` or `@{...}` belongs to REV."""
+    start = len("session:") if spec.startswith("session:") else 0
+    if "@{" in spec[start:]:
+        start = max(start, spec.find("}", spec.find("@{")) + 1)
+    colon = spec.find(":", start)
+    return (spec, "") if colon == -1 else (spec[:colon], spec[colon + 1:])
+
+
 def _named(store: Store, tip: pygit2.Commit, name: str) -> pygit2.Commit | None:
     if name in ("doc", "document"):
         return _first(store, tip, lambda e: e.event == DOCUMENT, "no session document yet")
