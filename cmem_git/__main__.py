@@ -6,6 +6,7 @@ hook, and SessionEnd hooks share a 1.5 s budget.
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -14,7 +15,12 @@ def main() -> int:
     if len(args) == 2 and args[0] == "hook":
         from .hooks import main as hook
 
-        return hook(args[1])
+        status = hook(args[1])
+        # Everything is written and closed by now; skipping interpreter teardown (module and
+        # libgit2 clean-up) saves 10-15 ms of a hook's budget.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
     from .cli import main as cli
 
     return cli(args)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import pygit2
 
@@ -30,6 +30,10 @@ class Request:
     device: str
     detail: tuple[str, str] | None = None  # e.g. ("Reason", "prompt_input_exit")
     edit_active: Edit | None = None
+    files: Mapping[str, bytes] = field(default_factory=dict)  # more files to commit as given
+    trailers: tuple[tuple[str, str], ...] = ()
+    subject: str | None = None
+    always: bool = False  # commit even when the tree does not change (a marker commit)
 
 
 @dataclass
@@ -55,10 +59,12 @@ def take(store: Store, request: Request, wait: float | None = None) -> Result:
         changes, read, result.memory = _memory(store, base, request.edit_active)
         for item in result.files:
             changes.update(item.changes)
-        if not changes:
+        for path, data in request.files.items():
+            changes[path] = store.repo.create_blob(data)
+        if not changes and not request.always:
             return None
         tree = store.build_tree(base, changes)
-        if base is not None and tree == base.id:
+        if base is not None and tree == base.id and not request.always:
             return None
         return Draft(tree, _message(request, result), read)
 
@@ -143,7 +149,7 @@ def _message(request: Request, result: Result) -> str:
     session = (request.session_id or "")[:8]
     summary = f"+{added_lines} records, {size_text(added_bytes)}" if result.files else "memory files"
     detail = f" ({request.detail[1]})" if request.detail else ""
-    subject = f"{request.event} {session}: {summary}{detail}".replace("  ", " ")
+    subject = request.subject or f"{request.event} {session}: {summary}{detail}".replace("  ", " ")
     body = [f"{f.source.stored}: {_change(f)}" for f in result.files]
     body += [f"{name}: updated" for name in result.memory]
     return format_message(subject, body, _trailers(request, result))
@@ -170,7 +176,7 @@ def _trailers(request: Request, result: Result) -> list[tuple[str, str]]:
         trailers.append(("Cmem-Rewritten", ", ".join(rewritten)))
     if result.memory:
         trailers.append(("Cmem-Memory", ", ".join(result.memory)))
-    return trailers
+    return trailers + list(request.trailers)
 
 
 def _change(item: backup.FileBackup) -> str:

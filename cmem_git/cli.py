@@ -16,7 +16,9 @@ from typing import Sequence
 
 import click
 
-from . import __version__, hooks, paths, project as project_mod, reading, revisions
+from . import __version__, checkpoint, docs, hooks, paths, project as project_mod, reading, revisions
+from .backup import check_session_id
+from .config import load_config
 from .errors import CmemError, NotInitialized
 from .history import Filter, describe, log as history_log
 from .output import colour_enabled, is_terminal, paint, when
@@ -51,17 +53,21 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--device", help="This machine's name in commits (default: the host name).")
-def init(device: str | None) -> None:
+@click.option("--force", is_flag=True, help="Replace slash command files of the same name.")
+@click.option("--claude-md", is_flag=True,
+              help="Add the @.claude/memory/active-context.md import to CLAUDE.md.")
+def init(device: str | None, force: bool, claude_md: bool) -> None:
     """Set cmem up in the current project.
 
     Creates .claude/memory (or adopts an existing claude-memory folder there, committing
     everything in it), writes active-context.md and project-memory.md from templates where
     missing, writes the per-device config .claude/memory/cmem.yaml, hides the memory repository
-    from the project's own git, and merges cmem's hooks into .claude/settings.json.
-    Running it again changes nothing.
+    from the project's own git, merges cmem's hooks into .claude/settings.json and installs
+    the slash commands /document-and-save, /resume-latest, /coalesce and /discard-backup into
+    .claude/commands/. Running it again changes nothing.
     """
     project = paths.find_project(Path.cwd()) or Path.cwd()
-    _print_report(project_mod.init(project.resolve(), sys.executable, device))
+    _print_report(project_mod.init(project.resolve(), sys.executable, device, force, claude_md))
 
 
 @cli.command()
@@ -218,6 +224,108 @@ def status(as_json: bool) -> None:
         click.echo(json.dumps(report, indent=2))
     else:
         click.echo(reading.status_text(report, is_terminal()), nl=False)
+
+
+def _request(project: Path, event: str, session: str | None) -> checkpoint.Request:
+    """What a command commits besides its own change: the memory files, and the transcript of
+    the running Claude Code session when it is known (CLAUDE_CODE_SESSION_ID or --session)."""
+    config = load_config(paths.config_path(project))
+    session = session or os.environ.get("CLAUDE_CODE_SESSION_ID") or None
+    transcript = None
+    if session:
+        check_session_id(session)
+        candidate = paths.transcripts_dir(project) / f"{session}.jsonl"
+        transcript = candidate if candidate.is_file() else None
+    return checkpoint.Request(event, session, transcript, config.device)
+
+
+def _read_input(file: str | None) -> bytes:
+    if file in (None, "-"):
+        if sys.stdin.isatty():
+            raise click.UsageError("give a FILE, or pipe the text on stdin ('-')")
+        data = sys.stdin.buffer.read()
+    else:
+        data = Path(file).read_bytes()
+    if not data.strip():
+        raise click.UsageError("the text is empty: nothing to save")
+    return data
+
+
+_SESSION_OPTION = click.option(
+    "--session", help="The Claude Code session to back up in the same commit "
+    "(default: $CLAUDE_CODE_SESSION_ID).")
+
+
+@cli.group()
+def doc() -> None:
+    """Session documents: what a session did, for the next one."""
+
+
+@doc.command(name="save")
+@click.argument("file", required=False)
+@click.option("--title", help="Title (default: the front matter's, or the first heading).")
+@_SESSION_OPTION
+def doc_save(file: str | None, title: str | None, session: str | None) -> None:
+    """Commit FILE (or stdin) as a new session document.
+
+    It is written to sessions/session-<UTC time>-<slug>.md, with date, branch and
+    previous_session filled in by cmem, and committed together with active-context.md's
+    `> Last Session Doc:` and `> Last Updated:` lines: one commit, so the document and its
+    pointer exist together or not at all.
+    """
+    project = _project_here()
+    text = _read_input(file)
+    store = Store.open(paths.memory_dir(project))
+    saved = docs.save(store, project, text, title, _request(project, "document", session))
+    click.echo(f"saved {saved.path} ({str(saved.commit)[:8]})")
+
+
+@cli.command()
+@click.option("--max-chars", type=int, default=9000, show_default=True,
+              help="Size budget for the whole output.")
+def resume(max_chars: int) -> None:
+    """The last session document, then what happened since it: what a new session needs."""
+    click.echo(docs.resume(_store(), max_chars), nl=False)
+
+
+@cli.command()
+@click.argument("file", required=False)
+@_SESSION_OPTION
+def coalesce(file: str | None, session: str | None) -> None:
+    """Append FILE (or stdin) to the last session document as a "Session continuation"
+    section, in one commit; afterwards nothing is pending."""
+    project = _project_here()
+    text = _read_input(file)
+    store = Store.open(paths.memory_dir(project))
+    updated = docs.coalesce(store, text, _request(project, "document", session))
+    click.echo(f"updated {updated.path} ({str(updated.commit)[:8]})")
+
+
+@cli.command()
+@_SESSION_OPTION
+def discard(session: str | None) -> None:
+    """Mark the backups since the last document as dealt with (history keeps them)."""
+    project = _project_here()
+    store = Store.open(paths.memory_dir(project))
+    count = len(docs.pending(store))
+    commit = docs.discard(store, _request(project, "discard", session))
+    click.echo(f"marked {count} pending backups as dealt with ({str(commit)[:8]})")
+
+
+@cli.command(name="fresh-start")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def fresh_start(yes: bool) -> None:
+    """Reset active-context.md and project-memory.md to the templates, as a new commit.
+
+    Uncommitted edits are committed first; history keeps every earlier version.
+    """
+    project = _project_here()
+    if not yes and sys.stdin.isatty():
+        click.confirm("Reset the memory files to the templates?", abort=True)
+    store = Store.open(paths.memory_dir(project))
+    commit = docs.fresh_start(store, _request(project, "fresh-start", None))
+    click.echo(f"memory files reset ({str(commit)[:8]}); `cmem show HEAD~1:active-context.md` "
+               "shows the previous version")
 
 
 @cli.command(name="help")

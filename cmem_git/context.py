@@ -14,7 +14,7 @@ from typing import Iterable, Mapping
 import pygit2
 
 from . import memory
-from .history import Entry, since_document, walk
+from .history import DOCUMENT, Entry, since_document, walk
 from .store import Store
 
 LIMIT = 9_000  # below Claude Code's 10,000-character cap, leaving room for the JSON around it
@@ -42,8 +42,14 @@ def render(store: Store, settings: Settings, errors: Iterable[Mapping[str, objec
 
 def _documents(repo: pygit2.Repository, tip: pygit2.Oid | None, now: float) -> list[str]:
     document, since = since_document(repo, tip)
-    head = (f"Last session document: {document.subject} ({age(now - document.time)} ago)."
-            if document else "No session document yet.")
+    head = "No session document yet."
+    if document is not None and document.event == DOCUMENT:
+        where = document.trailers.get("Cmem-Document")
+        head = (f"Last session document: {document.subject}"
+                f"{f' ({where})' if where else ''}, {age(now - document.time)} ago.")
+    elif document is not None:
+        head = f"Pending backups were cleared by `cmem {document.event}` " \
+               f"{age(now - document.time)} ago."
     backups = [e for e in since if e.session]
     if not backups:
         return [head, "No backups since then.", ""]
@@ -95,7 +101,7 @@ def _content(tree: pygit2.Tree, name: str) -> bytes | None:
         blob = tree[name]
     except KeyError:
         return None
-    return memory.without_exit(bytes(blob.data)) if isinstance(blob, pygit2.Blob) else None
+    return memory.without_managed(bytes(blob.data)) if isinstance(blob, pygit2.Blob) else None
 
 
 def _sizes(store: Store, threshold_kib: float) -> list[str]:

@@ -13,6 +13,10 @@ from typing import Iterator, Mapping
 import pygit2
 
 DOCUMENT = "document"
+DISCARD = "discard"
+FRESH_START = "fresh-start"
+# Commits after which earlier backups no longer count as pending.
+BOUNDARIES = (DOCUMENT, DISCARD, FRESH_START)
 # git log's order: children before parents, then by time. Time alone misorders the many
 # commits hooks make within one second, and commits from a machine whose clock runs ahead.
 ORDER = pygit2.GIT_SORT_TOPOLOGICAL | pygit2.GIT_SORT_TIME
@@ -65,10 +69,11 @@ def walk(repo: pygit2.Repository, tip: pygit2.Oid | None, limit: int) -> Iterato
 
 def since_document(repo: pygit2.Repository, tip: pygit2.Oid | None,
                    limit: int = 1000) -> tuple[Entry | None, list[Entry]]:
-    """(the last session document's commit, the commits after it), newest first."""
+    """(the last boundary: a session document, discard or fresh start; the commits after it),
+    newest first."""
     after = []
     for item in walk(repo, tip, limit):
-        if item.event == DOCUMENT:
+        if item.event in BOUNDARIES:
             return item, after
         after.append(item)
     return None, after

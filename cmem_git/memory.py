@@ -2,8 +2,8 @@
 
 They keep claude-memory's names and places so `@.claude/memory/active-context.md` imports keep
 working. Claude and the user edit them in place; every commit takes in their current content.
-cmem itself writes one line, the record of the last session exit, and staleness ignores that
-line: a SessionEnd touching the file does not make its content any fresher.
+cmem itself keeps three header lines (the last exit, the last session document and when that was
+saved) and staleness ignores them: cmem touching the file does not make its content fresher.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from pathlib import Path
 ACTIVE = "active-context.md"
 PROJECT = "project-memory.md"
 FILES = (ACTIVE, PROJECT)
-_EXIT = "> Last Session End:"
-_EXIT_LINE = re.compile(r"^> Last Session End:.*\n?", re.MULTILINE)
+END = "Last Session End"
+DOC = "Last Session Doc"
+UPDATED = "Last Updated"
+_MANAGED = re.compile(rf"^> (?:{END}|{DOC}|{UPDATED}):.*\n?", re.MULTILINE)
 
 
 def template(name: str) -> bytes:
@@ -25,11 +27,17 @@ def template(name: str) -> bytes:
 
 
 def record_exit(text: bytes, when: dt.datetime, session_id: str, reason: str) -> bytes:
-    """`text` with its exit line set: replaced where it was, else after the header's `>` lines."""
-    line = f"{_EXIT} {when:%Y-%m-%d %H:%M} UTC · {reason} · session {session_id}\n"
+    return set_line(text, END, f"{when:%Y-%m-%d %H:%M} UTC · {reason} · session {session_id}")
+
+
+def set_line(text: bytes, label: str, value: str) -> bytes:
+    """`text` with its `> label: value` line set: replaced where it was, else added after the
+    header's other `>` lines (an empty file starts from the template)."""
+    line = f"> {label}: {value}\n"
     body = text.decode("utf-8", "surrogateescape") or template(ACTIVE).decode()
-    if _EXIT_LINE.search(body):
-        body = _EXIT_LINE.sub(lambda _: line, body, count=1)
+    pattern = re.compile(rf"^> {re.escape(label)}:.*\n?", re.MULTILINE)
+    if pattern.search(body):
+        body = pattern.sub(lambda _: line, body, count=1)
     else:
         body = _insert_after_header(body, line)
     return body.encode("utf-8", "surrogateescape")
@@ -50,9 +58,9 @@ def _insert_after_header(body: str, line: str) -> str:
     return "".join(lines[:at] + [line] + lines[at:])
 
 
-def without_exit(text: bytes) -> bytes:
-    """The content that staleness is about: the file without cmem's own exit line."""
-    return _EXIT_LINE.sub("", text.decode("utf-8", "surrogateescape")).encode(
+def without_managed(text: bytes) -> bytes:
+    """The content that staleness is about: the file without the lines cmem itself keeps."""
+    return _MANAGED.sub("", text.decode("utf-8", "surrogateescape")).encode(
         "utf-8", "surrogateescape")
 
 

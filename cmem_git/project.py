@@ -10,7 +10,9 @@ The project's own repository is told to ignore the memory repository through its
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import pygit2
@@ -33,7 +35,8 @@ def settings_path(project: Path) -> Path:
     return project / ".claude" / "settings.json"
 
 
-def init(project: Path, executable: str, device: str | None = None) -> Report:
+def init(project: Path, executable: str, device: str | None = None, force: bool = False,
+         claude_md: bool = False) -> Report:
     report = Report()
     folder = paths.memory_dir(project)
     adopting = folder.is_dir() and not (folder / ".git").exists()
@@ -58,7 +61,56 @@ def init(project: Path, executable: str, device: str | None = None) -> Report:
     _hide_from_project(project, report)
     changes = settings.install_hooks(settings_path(project), executable)
     report.actions += [f"{change} in {settings_path(project)}" for change in changes]
+    install_commands(project, cmem_command(executable), force, report)
+    if claude_md:
+        _import_in_claude_md(project, report)
     return report
+
+
+def cmem_command(executable: str) -> str:
+    """How slash commands call cmem: the console script beside the interpreter when there is
+    one, by absolute path, because Claude Code's shell may not have the virtualenv on PATH."""
+    script = Path(executable).parent / "cmem"
+    if script.is_file() and os.access(script, os.X_OK):
+        return shlex.quote(str(script))
+    return f"{shlex.quote(executable)} -m cmem_git"
+
+
+def command_templates() -> dict[str, str]:
+    folder = resources.files("cmem_git.templates") / "commands"
+    return {item.name: item.read_text(encoding="utf-8") for item in folder.iterdir()
+            if item.name.endswith(".md")}
+
+
+def install_commands(project: Path, command: str, force: bool, report: Report) -> None:
+    """Slash commands into .claude/commands/; a user's own file of the same name is kept
+    unless `force`."""
+    folder = project / ".claude" / "commands"
+    for name, text in sorted(command_templates().items()):
+        wanted = text.replace("{{cmem}}", command)
+        target = folder / name
+        if target.exists() and target.read_text(encoding="utf-8", errors="replace") == wanted:
+            continue
+        if target.exists() and not force and "cmem" not in target.read_text(errors="replace"):
+            report.notes.append(f"kept your {target} (use --force to replace it)")
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        target.write_text(wanted, encoding="utf-8")
+        report.actions.append(f"installed /{name.removesuffix('.md')} as {target}")
+
+
+IMPORT_LINE = "@.claude/memory/active-context.md"
+
+
+def _import_in_claude_md(project: Path, report: Report) -> None:
+    target = project / "CLAUDE.md"
+    text = target.read_text(encoding="utf-8") if target.exists() else ""
+    if IMPORT_LINE in text.splitlines():
+        return
+    prefix = "" if not text or text.endswith("\n") else "\n"
+    target.write_text(f"{text}{prefix}\n{IMPORT_LINE}\n" if text else f"{IMPORT_LINE}\n",
+                      encoding="utf-8")
+    report.actions.append(f"added {IMPORT_LINE} to {target}")
 
 
 def uninstall(project: Path) -> Report:

@@ -46,8 +46,10 @@ def test_init_creates_everything(project: Project) -> None:
 
 
 def test_project_repository_does_not_see_memory(project: Project) -> None:
-    assert git(project.root, "status", "--porcelain", "--untracked-files=all").splitlines() == [
-        "?? .claude/settings.json"]
+    seen = git(project.root, "status", "--porcelain", "--untracked-files=all").splitlines()
+    assert seen == ["?? .claude/commands/coalesce.md", "?? .claude/commands/discard-backup.md",
+                    "?? .claude/commands/document-and-save.md",
+                    "?? .claude/commands/resume-latest.md", "?? .claude/settings.json"]
     exclude = (project.root / ".git" / "info" / "exclude").read_text()
     assert "/.claude/memory/" in exclude.splitlines()
 
