@@ -16,7 +16,7 @@ from typing import Sequence
 
 import click
 
-from . import __version__, checkpoint, docs, hooks, paths, project as project_mod, reading, revisions
+from . import __version__, checkpoint, docs, doctor as doctor_mod, hooks, paths, project as project_mod, reading, revisions
 from .backup import check_session_id
 from .config import load_config
 from .errors import CmemError, NotInitialized
@@ -326,6 +326,26 @@ def fresh_start(yes: bool) -> None:
     commit = docs.fresh_start(store, _request(project, "fresh-start", None))
     click.echo(f"memory files reset ({str(commit)[:8]}); `cmem show HEAD~1:active-context.md` "
                "shows the previous version")
+
+
+@cli.command()
+@click.option("--fix", is_flag=True, help="Repair what can be repaired safely.")
+def doctor(fix: bool) -> None:
+    """Check the installation: repository, config, hooks, slash commands, locks, hook errors,
+    files in step, the project's git not seeing the memory. Exit status 1 if a problem stays."""
+    project = paths.find_project(Path.cwd()) or Path.cwd()
+    found = doctor_mod.examine(project)
+    if fix:
+        for finding in found:
+            if finding.fix is not None:
+                finding.fix()
+                click.echo(f"fixed: {finding.problem}")
+        found = doctor_mod.examine(project)
+    for finding in found:
+        click.echo(f"problem ({finding.check}): {finding.problem}\n  hint: {finding.hint}")
+    if found:
+        raise SystemExit(1)
+    click.echo("everything is in order")
 
 
 @cli.command(name="help")

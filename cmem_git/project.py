@@ -58,7 +58,7 @@ def init(project: Path, executable: str, device: str | None = None, force: bool 
         _first_commit(store, device, report)
     elif checkpoint.take(store, checkpoint.Request("init", None, None, device)).commit:
         report.actions.append("committed the memory files")
-    _hide_from_project(project, report)
+    hide_from_project(project, report)
     changes = settings.install_hooks(settings_path(project), executable)
     report.actions += [f"{change} in {settings_path(project)}" for change in changes]
     install_commands(project, cmem_command(executable), force, report)
@@ -155,7 +155,7 @@ def _files(root: Path) -> tuple[list[str], list[str]]:
     return files, skipped
 
 
-def _hide_from_project(project: Path, report: Report) -> None:
+def hide_from_project(project: Path, report: Report) -> None:
     """Keep the project's repository from seeing .claude/memory (a nested repository would
     otherwise show as untracked, or be added as a broken gitlink)."""
     found = pygit2.discover_repository(str(project))

@@ -76,6 +76,13 @@ def install_hooks(path: Path, executable: str, timeouts: dict[str, int] | None =
     return changes
 
 
+def cmem_commands(path: Path) -> dict[str, str]:
+    """Event -> the command of the cmem hook installed for it."""
+    table = _read(path).get("hooks", {})
+    found = {event: _cmem_hooks(groups) for event, groups in table.items()}
+    return {event: hooks[0][1]["command"] for event, hooks in found.items() if hooks}
+
+
 def uninstall_hooks(path: Path) -> list[str]:
     """Remove every cmem hook, and the groups, events and "hooks" table that leaves empty."""
     settings = _read(path)
