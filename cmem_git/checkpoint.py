@@ -16,7 +16,6 @@ import pygit2
 
 from . import backup, memory
 from .history import format_message, size_text
-from .errors import StorageError
 from .store import Draft, Store
 
 Edit = Callable[[bytes], bytes]
@@ -68,14 +67,9 @@ def take(store: Store, request: Request, wait: float | None = None) -> Result:
             return None
         return Draft(tree, _message(request, result), read)
 
-    try:
-        result.commit = store.commit(build, wait)
-    except pygit2.GitError as error:
-        # libgit2 sets no message of its own when an object write fails, so what pygit2 shows
-        # can be a stale one from an earlier lookup: say what was being done.
-        raise StorageError(f"could not write to {store.gitdir}: {error}",
-                           hint="is the disk full or a file-size limit reached? Nothing was "
-                           "committed; earlier history is intact") from error
+    result.commit = store.commit(build, wait)
+    result.problems += store.warnings
+    store.warnings.clear()
     return result
 
 

@@ -81,8 +81,15 @@ class RepoLock:
 
 
 def interrupted(gitdir: Path) -> bool:
-    """Whether a holder died mid-write (cheap: one stat, no lock)."""
-    return (gitdir / "cmem" / "writing").exists()
+    """Whether a holder died mid-write, or left index and files behind the branch (cheap: two
+    stats, no lock)."""
+    return (gitdir / "cmem" / "writing").exists() or unsynced(gitdir).exists()
+
+
+def unsynced(gitdir: Path) -> Path:
+    """Present while index and working files are behind a commit that stands (their update
+    failed, e.g. another program held index.lock)."""
+    return gitdir / "cmem" / "unsynced"
 
 
 def clear_stale(gitdir: Path) -> list[Path]:

@@ -20,8 +20,8 @@ from typing import Callable, Mapping
 import pygit2
 
 from . import worktree
-from .errors import ConcurrentUpdate, LockTimeout, NotInitialized
-from .lock import RepoLock, interrupted
+from .errors import ConcurrentUpdate, LockTimeout, NotInitialized, StorageError
+from .lock import RepoLock, interrupted, unsynced
 
 BLOB = pygit2.GIT_FILEMODE_BLOB
 TREE = pygit2.GIT_FILEMODE_TREE
@@ -48,6 +48,7 @@ class Store:
         self.repo = repo
         self.workdir = Path(repo.workdir)
         self.gitdir = Path(repo.path)
+        self.warnings: list[str] = []
         # libgit2 writes loose objects at zlib level 1 whatever core.compression says; level 6
         # (git's own default) keeps the repository near gzip size at ~12 ms per MiB written.
         objects = str(self.gitdir / "objects")
@@ -62,15 +63,19 @@ class Store:
             store.repair()
         return store
 
+    def _sync_files(self, read: Mapping[str, pygit2.Oid]) -> None:
+        worktree.sync(self.repo, read)
+        unsynced(self.gitdir).unlink(missing_ok=True)
+
     def repair(self) -> None:
         """Finish what a killed cmem left undone: its lock files go, and the index and working
         files catch up with the branch it may already have moved."""
         try:
-            with self.lock(wait=1.0):
+            with self.lock(wait=0):
                 if self.tip() is not None:
-                    worktree.sync(self.repo)
-        except LockTimeout:
-            pass  # a live holder is writing: it syncs the files itself
+                    self._sync_files({})
+        except (LockTimeout, pygit2.GitError, OSError):
+            pass  # a live holder is writing and syncs the files itself, or the next one will
 
     @classmethod
     def init(cls, memory: Path) -> Store:
@@ -101,29 +106,51 @@ class Store:
         return RepoLock(self.gitdir) if wait is None else RepoLock(self.gitdir, wait)
 
     def commit(self, build: Builder, wait: float | None = None) -> pygit2.Oid | None:
-        """Build on the tip and move the branch; None when `build` finds nothing to commit."""
+        """Build on the tip and move the branch; None when `build` finds nothing to commit.
+        Problems met after the branch moved (the commit stands) go to `self.warnings`."""
         tip = self.tip()
-        draft = build(tip)
-        if draft is None:
+        prepared = self._prepare(build, tip)
+        if prepared is None:
             return None
-        oid = self._write(draft, tip)
         with self.lock(wait):
             for _ in range(_LOCKED_ATTEMPTS):
-                if self._swap(tip, oid):
-                    worktree.sync(self.repo, draft.read)
-                    return oid
+                if self._swap(tip, prepared[1]):
+                    self._sync(prepared)
+                    return prepared[1]
                 tip = self.tip()
-                draft = build(tip)
-                if draft is None:
+                prepared = self._prepare(build, tip)
+                if prepared is None:
                     return None
-                oid = self._write(draft, tip)
         raise ConcurrentUpdate(f"{self.branch} kept moving while cmem held its lock",
                                hint="is another program committing to .claude/memory?")
 
-    def _write(self, draft: Draft, tip: pygit2.Commit | None) -> pygit2.Oid:
-        sig = self.signature()
-        parents = [tip.id] if tip is not None else []
-        return self.repo.create_commit(None, sig, sig, draft.message, draft.tree, parents)
+    def _prepare(self, build: Builder, tip: pygit2.Commit | None
+                 ) -> tuple[Draft, pygit2.Oid] | None:
+        """The draft and its commit object, written but not yet on the branch."""
+        try:
+            draft = build(tip)
+            if draft is None:
+                return None
+            sig = self.signature()
+            parents = [tip.id] if tip is not None else []
+            return draft, self.repo.create_commit(None, sig, sig, draft.message, draft.tree,
+                                                  parents)
+        except pygit2.GitError as error:
+            # libgit2 sets no message of its own when an object write fails, so pygit2 can
+            # show a stale one from an earlier lookup: say what was being done.
+            raise StorageError(f"could not write to {self.gitdir}: {error}",
+                               hint="is the disk full or a file-size limit reached? Nothing "
+                               "was committed; earlier history is intact") from error
+
+    def _sync(self, prepared: tuple[Draft, pygit2.Oid]) -> None:
+        try:
+            self._sync_files(prepared[0].read)
+        except (pygit2.GitError, OSError) as error:
+            # The commit stands; the flag makes the next cmem finish the files.
+            unsynced(self.gitdir).touch()
+            self.warnings.append(f"committed {str(prepared[1])[:8]}, but the index and working "
+                                 f"files are not updated yet ({error}); the next cmem command "
+                                 "finishes them")
 
     def _swap(self, old: pygit2.Commit | None, new: pygit2.Oid) -> bool:
         """Compare-and-swap: move the branch to `new` only if it still points at `old`."""
