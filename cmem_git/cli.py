@@ -16,7 +16,7 @@ from typing import Sequence
 
 import click
 
-from . import __version__, checkpoint, docs, doctor as doctor_mod, hooks, paths, project as project_mod, reading, revisions
+from . import __version__, checkpoint, docs, doctor as doctor_mod, hooks, restore as restore_mod, sync as sync_mod, paths, project as project_mod, reading, revisions
 from .backup import check_session_id
 from .config import load_config
 from .errors import CmemError, NotInitialized
@@ -346,6 +346,103 @@ def doctor(fix: bool) -> None:
     if found:
         raise SystemExit(1)
     click.echo("everything is in order")
+
+
+@cli.group()
+def remote() -> None:
+    """Remotes the memory repository syncs with (any git remote: GitHub, GitLab, ssh, a path)."""
+
+
+@remote.command(name="add")
+@click.argument("name")
+@click.argument("url")
+def remote_add(name: str, url: str) -> None:
+    """Add a remote. Authentication is git's own: ssh keys and agent, ~/.ssh/config host
+    aliases, credential helpers for https. A URL holding a password is refused."""
+    click.echo(f"added remote {name} {sync_mod.add_remote(_store(), name, url)}")
+
+
+@remote.command(name="remove")
+@click.argument("name")
+def remote_remove(name: str) -> None:
+    """Remove a remote (the remote repository itself is untouched)."""
+    sync_mod.remove_remote(_store(), name)
+    click.echo(f"removed remote {name}")
+
+
+@remote.command(name="show")
+def remote_show() -> None:
+    """List the remotes."""
+    store = _store()
+    for item in store.repo.remotes:
+        click.echo(f"{item.name}\t{item.url}")
+
+
+_REMOTE_ARGUMENT = click.argument("name", required=False)
+
+
+def _device() -> str:
+    return load_config(paths.config_path(_project_here())).device
+
+
+def _report_outcome(outcome: sync_mod.Outcome) -> None:
+    if outcome.merged:
+        click.echo(f"{outcome.merged} from {outcome.remote}")
+    for path in outcome.conflicts:
+        click.echo(f"warning: {path} was changed on both devices; both versions are kept in it, "
+                   "one after the other: review and combine them", err=True)
+    if outcome.pushed:
+        click.echo(f"pushed to {outcome.remote} ({outcome.bytes_sent} bytes sent)")
+    if not outcome.merged and not outcome.pushed:
+        click.echo(f"up to date with {outcome.remote}")
+
+
+@cli.command()
+@_REMOTE_ARGUMENT
+def pull(name: str | None) -> None:
+    """Fetch from the remote and merge into the memory (no working tree needed)."""
+    _report_outcome(sync_mod.pull(_store(), name, _device()))
+
+
+@cli.command()
+@_REMOTE_ARGUMENT
+def push(name: str | None) -> None:
+    """Push the memory to the remote. A push the remote rejects is a failure (exit 1)."""
+    _report_outcome(sync_mod.push(_store(), name))
+
+
+@cli.command(name="sync")
+@_REMOTE_ARGUMENT
+@click.option("--quiet", is_flag=True, help="Print nothing on success.")
+def sync_command(name: str | None, quiet: bool) -> None:
+    """Commit local edits, fetch, merge and push; retried when another device pushed first."""
+    outcome = sync_mod.sync(_store(), name, _device())
+    if not quiet:
+        _report_outcome(outcome)
+
+
+@cli.command()
+@click.argument("session")
+@click.option("--to", "folder", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write to (default: Claude Code's folder for this project).")
+@click.option("--at", "rev", default="HEAD", help="As of this revision.")
+@click.option("--force", is_flag=True, help="Replace different existing files.")
+def restore(session: str, folder: Path | None, rev: str, force: bool) -> None:
+    """Write a session's transcript and subagents back where Claude Code keeps them, so
+    `claude --resume <id>` works here. A longer local file is never truncated."""
+    project = _project_here()
+    store = Store.open(paths.memory_dir(project))
+    commit = revisions.resolve(store, rev)
+    session_id = reading.session_id(store, commit, session)
+    target = folder or paths.transcripts_dir(project)
+    done = restore_mod.restore(store, commit, session_id, target, force)
+    for path in done.written:
+        click.echo(f"wrote {path}")
+    for path in done.unchanged:
+        click.echo(f"already there: {path}")
+    for path in done.newer_locally:
+        click.echo(f"kept {path}: the local file is newer (it extends the backup)")
+    click.echo(f"resume it with: claude --resume {session_id}")
 
 
 @cli.command(name="help")

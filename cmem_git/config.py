@@ -66,6 +66,7 @@ class Config:
     memory_size_warning_kib: float = 20.0
     events: Events = field(default_factory=Events)
     stop_throttle_minutes: float = 10.0
+    auto_sync: bool = True
 
 
 class _Invalid(Exception):
@@ -231,6 +232,7 @@ _FIELDS: dict[str, _Parser] = {
     "memory_size_warning_kib": _number,
     "events": _events,
     "stop_throttle_minutes": _number,
+    "auto_sync": _boolean,
 }
 
 _DEFAULT_TEXT = """\
@@ -255,6 +257,9 @@ events:
   stop: true
 # Minutes that must pass between two commits made by the Stop hook.
 stop_throttle_minutes: 10
+# With a remote (`cmem remote add`): SessionStart pulls and pushes, SessionEnd pushes in the
+# background (it never waits on the network).
+auto_sync: true
 """
 
 

@@ -28,7 +28,7 @@ class Settings:
 
 
 def render(store: Store, settings: Settings, errors: Iterable[Mapping[str, object]],
-           problems: Iterable[str], now: float | None = None) -> str:
+           problems: Iterable[str], synced: str | None = None, now: float | None = None) -> str:
     now = time.time() if now is None else now
     tip = store.tip()
     tip_id = tip.id if tip is not None else None
@@ -36,6 +36,7 @@ def render(store: Store, settings: Settings, errors: Iterable[Mapping[str, objec
     lines += _documents(store.repo, tip_id, now)
     lines += _staleness(store.repo, tip_id, settings.staleness_hours, now)
     lines += _sizes(store, settings.size_warning_kib)
+    lines += [synced, ""] if synced else []
     lines += _errors(errors, problems)
     return _bounded("\n".join(lines).rstrip() + "\n")
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import checkpoint, context, errorlog, memory, paths, recovery
+from . import checkpoint, context, errorlog, lock, memory, paths, recovery, sync
 from .backup import check_session_id
 from .config import Config, load_config
 from .errors import CmemError, HookInputError, NotInitialized
@@ -35,6 +36,8 @@ EVENTS = {
 # next SessionStart, which backs up whatever changed since.
 _SESSION_END_WAIT = 0.8
 _MAX_INPUT = 16 * 1024 * 1024
+_SYNC_TIMEOUT = 8.0  # seconds for each git network call a hook makes
+BACKGROUND_SYNC = "background-sync"
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,53 @@ def _handle(run_: _Run) -> Output:
     wait = _SESSION_END_WAIT if name == "session-end" else None
     result = checkpoint.take(run_.store, _request(run_, edit), wait)
     run_.problems += result.problems
+    if name == "session-end" and _syncing(run_):
+        _spawn_background_sync(run_)
     return _report(run_)
+
+
+def _syncing(run_: _Run) -> bool:
+    return run_.config.auto_sync and sync.default_remote(run_.store) is not None
+
+
+def _spawn_background_sync(run_: _Run) -> None:
+    """SessionEnd never waits on the network (SessionEnd hooks share a 1.5 s budget): the push
+    runs in a detached process, in its own session so that it outlives the hook."""
+    log = open(lock.cmem_dir(run_.store.gitdir) / "sync.log", "ab")
+    with log:
+        subprocess.Popen([sys.executable, "-m", "cmem_git", "hook", BACKGROUND_SYNC],
+                         cwd=run_.project, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                         start_new_session=True,
+                         env={**os.environ, "CLAUDE_PROJECT_DIR": str(run_.project)})
+
+
+def background_sync(environ: Mapping[str, str]) -> int:
+    """The detached sync SessionEnd starts; failures wait for the next SessionStart."""
+    project = _project(environ, None)
+    if project is None:
+        return 0
+    store = Store.open(paths.memory_dir(project))
+    try:
+        sync.sync(store, None, load_config(paths.config_path(project)).device, _SYNC_TIMEOUT)
+    except Exception as error:  # recorded, never raised: nobody is waiting for this process
+        errorlog.record(store.gitdir, "background sync", _describe(error))
+    return 0
+
+
+def _sync_now(run_: _Run) -> str | None:
+    """SessionStart pulls and pushes, each git call bounded; a failure is reported, never
+    fatal, and the context says how far behind or ahead the memory is."""
+    remote = sync.default_remote(run_.store)
+    try:
+        outcome = sync.sync(run_.store, remote, run_.config.device, _SYNC_TIMEOUT)
+    except CmemError as error:
+        run_.problems.append(f"sync with {remote} failed: {error}")
+        return None
+    parts = [f"{outcome.merged} from {remote}" if outcome.merged else "",
+             f"pushed to {remote}" if outcome.pushed else ""]
+    parts += [f"{path} was edited on two devices: both versions are in it, one after the "
+              "other; combine them" for path in outcome.conflicts]
+    return "Sync: " + ("; ".join(p for p in parts if p) or f"up to date with {remote}") + "."
 
 
 def _request(run_: _Run, edit: checkpoint.Edit | None = None) -> checkpoint.Request:
@@ -170,9 +219,10 @@ def _session_start(run_: _Run) -> Output:
     folder = (event.transcript.parent if event.transcript and event.transcript.parent.is_dir()
               else paths.transcripts_dir(run_.project))
     run_.problems += recovery.recover(run_.store, _request(run_), folder)
+    synced = _sync_now(run_) if _syncing(run_) else None
     errors = errorlog.take_pending(run_.store.gitdir)
     settings = context.Settings(run_.config.staleness_hours, run_.config.memory_size_warning_kib)
-    text = context.render(run_.store, settings, errors, run_.problems)
+    text = context.render(run_.store, settings, errors, run_.problems, synced)
     output: dict[str, Any] = {"hookSpecificOutput": {"hookEventName": "SessionStart",
                                                      "additionalContext": text}}
     if run_.problems or errors:
@@ -221,6 +271,8 @@ def _describe(error: Exception) -> str:
 
 
 def main(name: str) -> int:
+    if name == BACKGROUND_SYNC:
+        return background_sync(os.environ)
     if name not in EVENTS:
         sys.stderr.write(f"cmem hook: unknown event {name!r}; one of {', '.join(EVENTS)}\n")
         return 0

@@ -38,6 +38,8 @@ class Draft:
     tree: pygit2.Oid
     message: str
     read: Mapping[str, pygit2.Oid] = field(default_factory=dict)
+    merged: tuple[pygit2.Oid, ...] = ()  # further parents, for a merge
+    target: pygit2.Oid | None = None  # move the branch to this existing commit (fast-forward)
 
 
 Builder = Callable[["pygit2.Commit | None"], "Draft | None"]
@@ -131,8 +133,10 @@ class Store:
             draft = build(tip)
             if draft is None:
                 return None
+            if draft.target is not None:
+                return draft, draft.target
             sig = self.signature()
-            parents = [tip.id] if tip is not None else []
+            parents = ([tip.id] if tip is not None else []) + list(draft.merged)
             return draft, self.repo.create_commit(None, sig, sig, draft.message, draft.tree,
                                                   parents)
         except pygit2.GitError as error:

@@ -1,0 +1,98 @@
+"""Putting a session back where Claude Code looks for it, so `claude --resume <id>` works on a
+machine where the transcript was deleted (cleanupPeriodDays) or never existed.
+
+A local file is never lost: one that already holds the stored bytes is left as it is, one that
+is longer and starts with them is newer than the backup and is never truncated, and any other
+difference needs --force. Files are written through a temp file and renamed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+
+from . import chunks
+from .backup import MAIN, session_folder
+from .errors import CmemError
+from .store import Store, subtree
+
+
+@dataclass
+class Restored:
+    session: str
+    written: list[Path] = field(default_factory=list)
+    unchanged: list[Path] = field(default_factory=list)
+    newer_locally: list[Path] = field(default_factory=list)
+
+
+def restore(store: Store, commit: pygit2.Commit, session: str, folder: Path,
+            force: bool) -> Restored:
+    """Write the session's files under `folder` (Claude Code's folder for the project)."""
+    stored = subtree(commit.tree, session_folder(session))
+    if stored is None:
+        raise CmemError(f"no session {session} in {str(commit.id)[:8]}")
+    files = {name: chunks.read_range(store.repo, listing)
+             for name, listing in _files(store.repo, stored, "")}
+    targets = {name: _target(folder, session, name) for name in files}
+    refused = [str(targets[n]) for n, data in files.items()
+               if _state(targets[n], data) == "different" and not force]
+    if refused:
+        raise CmemError(f"different files exist: {', '.join(refused)}",
+                        hint="move them away, or use --force to replace them")
+    result = Restored(session)
+    for name, data in files.items():
+        state = _state(targets[name], data)
+        if state == "same":
+            result.unchanged.append(targets[name])
+        elif state == "newer":
+            result.newer_locally.append(targets[name])
+        else:
+            _write(targets[name], data)
+            result.written.append(targets[name])
+    return result
+
+
+def _files(repo: pygit2.Repository, tree: pygit2.Tree,
+           prefix: str) -> list[tuple[str, list[chunks.Chunk]]]:
+    """(relative name, chunks) for each stored file: a folder whose entries are chunks."""
+    found = []
+    for entry in tree:
+        if not isinstance(entry, pygit2.Tree):
+            continue
+        name = f"{prefix}{entry.name}"
+        listing = chunks.listing(repo, entry)
+        if listing:
+            found.append((name, listing))
+        else:
+            found += _files(repo, entry, name + "/")
+    return found
+
+
+def _target(folder: Path, session: str, name: str) -> Path:
+    if name == MAIN:
+        return folder / f"{session}.jsonl"
+    return folder / session / name
+
+
+def _state(path: Path, data: bytes) -> str:
+    if not path.exists():
+        return "missing"
+    local = path.read_bytes()
+    if local == data:
+        return "same"
+    if local.startswith(data):
+        return "newer"
+    return "different"
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temp = path.with_name(f".{path.name}.cmem-{os.getpid()}")
+    with open(temp, "wb", opener=lambda p, f: os.open(p, f, 0o600)) as handle:
+        handle.write(data)
+    os.replace(temp, path)
+
+

@@ -1,0 +1,256 @@
+"""Several devices, one remote: fetch, merge without a working tree, push.
+
+Sessions live under their own paths, so most merges touch disjoint files and libgit2 merges
+them. Two cases need cmem's own rule:
+
+- a transcript changed on both devices (a session resumed on the other machine): the merged
+  file holds every line of both sides exactly once and in order, the shared prefix first;
+- a memory file (active-context.md, ...) edited on both: a three-way merge, and where the edits
+  truly conflict both versions are kept one after the other (libgit2's union merge), with no
+  conflict markers for Claude to trip on; the commit's `Cmem-Conflicts` trailer names the file.
+
+Both are symmetric: the side whose commit id sorts first goes first, so the two devices reach
+the same tree whichever merges. The merge commit names both devices.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+import pygit2
+
+from . import checkpoint, chunks, transport
+from .backup import ROOT
+from .errors import CmemError
+from .history import entry, format_message
+from .store import Draft, Store, subtree
+
+ATTEMPTS = 3  # pushes lost to a concurrent push before giving up
+
+
+class SyncError(CmemError):
+    pass
+
+
+@dataclass
+class Outcome:
+    remote: str
+    fetched: bool = False
+    merged: str | None = None  # "fast-forward", "merge" or None
+    conflicts: list[str] = field(default_factory=list)
+    pushed: bool = False
+    bytes_sent: int = 0
+
+
+# --- remotes --------------------------------------------------------------------------------
+
+def add_remote(store: Store, name: str, url: str) -> str:
+    """Add a remote; a password in the URL is refused (credentials stay with git's helpers)."""
+    parts = urlsplit(url)
+    if parts.password:
+        raise CmemError("the URL holds a password, which would be stored in plain text",
+                        hint=f"use {_without_password(url)} and let git's credential helper "
+                        "or ssh keep the secret")
+    if name in [r.name for r in store.repo.remotes]:
+        raise CmemError(f"remote {name!r} exists already",
+                        hint=f"`cmem remote remove {name}` first")
+    store.repo.remotes.create(name, url)
+    return url
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    netloc += f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def remove_remote(store: Store, name: str) -> None:
+    try:
+        store.repo.remotes.delete(name)
+    except (KeyError, ValueError, pygit2.GitError):
+        raise CmemError(f"no remote {name!r}", hint="`cmem remote show` lists them") from None
+
+
+def default_remote(store: Store) -> str | None:
+    names = [r.name for r in store.repo.remotes if r.name]
+    return "origin" if "origin" in names else (names[0] if names else None)
+
+
+def _remote(store: Store, name: str | None) -> str:
+    remote = name or default_remote(store)
+    if remote is None:
+        raise SyncError("no remote configured", hint="`cmem remote add origin URL`")
+    return remote
+
+
+def _branch(store: Store) -> str:
+    return store.branch.removeprefix("refs/heads/")
+
+
+# --- pull, push, sync -----------------------------------------------------------------------
+
+def pull(store: Store, remote: str | None, device: str, timeout: float | None = None) -> Outcome:
+    outcome = Outcome(_remote(store, remote))
+    tracking = transport.fetch(store.workdir, outcome.remote, _branch(store), timeout)
+    outcome.fetched = True
+    if tracking is not None:
+        theirs = store.repo.references[tracking].peel(pygit2.Commit)
+        outcome.merged, outcome.conflicts = merge(store, theirs, device)
+    return outcome
+
+
+def push(store: Store, remote: str | None, timeout: float | None = None) -> Outcome:
+    outcome = Outcome(_remote(store, remote))
+    if store.tip() is None:
+        raise SyncError("nothing to push: the memory repository has no commits")
+    pushed = transport.push(store.workdir, outcome.remote, _branch(store), timeout)
+    outcome.pushed, outcome.bytes_sent = pushed.updated, pushed.bytes_sent
+    return outcome
+
+
+def sync(store: Store, remote: str | None, device: str, timeout: float | None = None) -> Outcome:
+    """Commit local edits of the memory files, then fetch, merge, push; a push that loses a
+    race to another device fetches and merges again."""
+    _remote(store, remote)
+    checkpoint.take(store, checkpoint.Request("sync", None, None, device))
+    for attempt in range(ATTEMPTS):
+        outcome = pull(store, remote, device, timeout)
+        try:
+            pushed = push(store, outcome.remote, timeout)
+        except transport.TransportError as error:
+            if attempt + 1 < ATTEMPTS and transport.rejected_as_stale(error):
+                continue
+            raise
+        outcome.pushed, outcome.bytes_sent = pushed.pushed, pushed.bytes_sent
+        return outcome
+    raise SyncError("unreachable")
+
+
+# --- merging --------------------------------------------------------------------------------
+
+def merge(store: Store, theirs: pygit2.Commit, device: str) -> tuple[str | None, list[str]]:
+    """Merge `theirs` into the branch; returns (kind, files that conflicted)."""
+    conflicts: list[str] = []
+    kind: list[str | None] = [None]
+
+    def build(tip: pygit2.Commit | None) -> Draft | None:
+        if tip is not None and (tip.id == theirs.id
+                                or store.repo.descendant_of(tip.id, theirs.id)):
+            kind[0] = None
+            return None
+        if tip is None or store.repo.descendant_of(theirs.id, tip.id):
+            kind[0] = "fast-forward"
+            return Draft(theirs.tree.id, "", target=theirs.id)
+        kind[0] = "merge"
+        tree, found = merged_tree(store, tip, theirs)
+        conflicts[:] = found
+        return Draft(tree, _message(tip, theirs, device, found), merged=(theirs.id,))
+
+    store.commit(build)
+    return kind[0], conflicts
+
+
+def merged_tree(store: Store, ours: pygit2.Commit,
+                theirs: pygit2.Commit) -> tuple[pygit2.Oid, list[str]]:
+    repo = store.repo
+    base_id = repo.merge_base(ours.id, theirs.id)
+    base = repo[base_id].peel(pygit2.Tree) if base_id is not None else None
+    first, second = sorted((ours, theirs), key=lambda c: str(c.id))
+    ancestor = base if base is not None else repo[repo.TreeBuilder().write()]
+    probe = repo.merge_trees(ancestor, first.tree, second.tree)
+    conflicted = sorted({_path(c) for c in probe.conflicts or ()})
+    union = repo.merge_trees(ancestor, first.tree, second.tree,
+                             favor=pygit2.enums.MergeFavor.UNION)
+    _settle(union)
+    tree = repo[union.write_tree(repo)]
+    assert isinstance(tree, pygit2.Tree)
+    changes = _transcripts(repo, base, first.tree, second.tree)
+    tree_id = store.build_tree(tree, changes) if changes else tree.id
+    reported = [p for p in conflicted if not p.startswith(ROOT + "/")]
+    return tree_id, reported
+
+
+def _path(conflict: tuple[pygit2.IndexEntry | None, ...]) -> str:
+    return next(entry.path for entry in conflict if entry is not None)
+
+
+def _settle(index: pygit2.Index) -> None:
+    """Conflicts a union cannot settle (one side deleted the file): keep the side that has it,
+    since memory is never thrown away by a merge."""
+    for conflict in list(index.conflicts or ()):
+        _, ours, theirs = conflict
+        keep = ours or theirs
+        assert keep is not None
+        del index.conflicts[keep.path]
+        index.add(keep)
+
+
+def _transcripts(repo: pygit2.Repository, base: pygit2.Tree | None, first: pygit2.Tree,
+                 second: pygit2.Tree) -> dict[str, pygit2.Oid | None]:
+    """Chunk changes for every stored file both sides changed: their lines, merged."""
+    changes: dict[str, pygit2.Oid | None] = {}
+    for stored in sorted(_changed(repo, base, first) & _changed(repo, base, second)):
+        one = chunks.listing(repo, subtree(first, stored))
+        two = chunks.listing(repo, subtree(second, stored))
+        data = merge_lines(chunks.read_range(repo, one), chunks.read_range(repo, two))
+        for old in one + two:
+            changes[f"{stored}/{old.name}"] = None
+        for piece in chunks.cut(data):
+            changes[f"{stored}/{piece.name}"] = repo.create_blob(piece.data)
+    return changes
+
+
+def _changed(repo: pygit2.Repository, base: pygit2.Tree | None,
+             tree: pygit2.Tree) -> set[str]:
+    old = subtree(base, ROOT)
+    new = subtree(tree, ROOT)
+    if new is None:
+        return set()
+    diff = repo.diff(old, new) if old is not None else new.diff_to_tree(swap=True)
+    return {f"{ROOT}/{d.new_file.path.rsplit('/', 1)[0]}" for d in diff.deltas
+            if d.status != pygit2.GIT_DELTA_DELETED}
+
+
+def merge_lines(first: bytes, second: bytes) -> bytes:
+    """Every line of both, each once, in order: the longer when one extends the other, else
+    the shared prefix, then the rest of `first`, then what `second` adds to it."""
+    if second.startswith(first):
+        return second
+    if first.startswith(second):
+        return first
+    one, two = _lines(first), _lines(second)
+    shared = 0
+    while shared < min(len(one), len(two)) and one[shared] == two[shared]:
+        shared += 1
+    have = collections.Counter(one[shared:])
+    extra = []
+    for line in two[shared:]:
+        if have[line]:
+            have[line] -= 1
+        else:
+            extra.append(line)
+    return b"".join(one + extra)
+
+
+def _lines(data: bytes) -> list[bytes]:
+    """Lines with their newlines; a last line without one gets it, so lines join cleanly."""
+    lines = data.splitlines(keepends=True)
+    if lines and not lines[-1].endswith(b"\n"):
+        lines[-1] += b"\n"
+    return lines
+
+
+def _message(ours: pygit2.Commit, theirs: pygit2.Commit, device: str,
+             conflicts: list[str]) -> str:
+    other = entry(theirs).trailers.get("Cmem-Device", "unknown")
+    body = [f"Both versions of {path} were kept, one after the other: review and combine them."
+            for path in conflicts]
+    trailers = [("Cmem-Event", "merge"), ("Cmem-Device", device),
+                ("Cmem-Merged-Device", other), ("Cmem-Merged", str(theirs.id))]
+    if conflicts:
+        trailers.append(("Cmem-Conflicts", ", ".join(conflicts)))
+    return format_message(f"merge: {device} <- {other}", body, trailers)
