@@ -17,13 +17,13 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 import pygit2
 
 from . import chunks
 from .errors import HookInputError
-from .store import subtree
+from .store import lookup, subtree
 
 ROOT = "transcripts"
 MAIN = "main.jsonl"
@@ -52,6 +52,7 @@ class FileBackup:
     before: tuple[int, int]
     after: tuple[int, int]
     rewritten: bool
+    redactions: int = 0
 
 
 def check_session_id(session_id: object) -> str:
@@ -88,50 +89,122 @@ def _refused(name: str) -> bool:
     return name.lower().rstrip(". ") == ".git" or name.lower() == "git~1"
 
 
-def back_up(repo: pygit2.Repository, base: pygit2.Tree | None, source: Source) -> FileBackup | None:
+def back_up(repo: pygit2.Repository, base: pygit2.Tree | None, source: Source,
+            transform: Transform | None = None) -> FileBackup | None:
     """The changes that bring the stored copy of `source` up to the file; None when there are
-    none, or when the file on disk is only an older read of what is stored."""
-    stored = chunks.listing(repo, subtree(base, source.stored))
+    none, or when the file on disk is only an older read of what is stored. `transform`
+    (redaction) rewrites whole lines before they are stored."""
+    folder = subtree(base, source.stored)
+    stored = chunks.listing(repo, folder)
+    place = _source_map(repo, folder, stored)
+    change = transform or _unchanged
     with open(source.path, "rb") as handle:
-        grown = _grown(repo, handle, stored)
-        start = stored[-1].offset if grown else 0
+        grown, counted = _grown(repo, handle, stored, place, change)
+        start = place[0] if grown else 0
         handle.seek(start)
         data = handle.read()
     if source.jsonl:
         data = whole_lines(data)
     before = chunks.stored_size(repo, stored)
-    end = start + len(data)
-    if grown and end <= before[0]:
+    if grown and start + len(data) <= place[1]:
         return None  # nothing new, or an older read of what another hook committed
-    if not grown and stored and chunks.read_range(repo, stored, 0, end) == data:
-        return None  # the file is an older read of what is stored
-    pieces = chunks.cut(data, start, stored[-1].line if grown else 0)
+    pieces, redactions = _store_pieces(data, start, stored[-1] if grown else None, change)
+    if not grown and stored and _older_read(repo, stored, pieces):
+        return None
     changes: dict[str, pygit2.Oid | None] = {
-        f"{source.stored}/{c.name}": None for c in stored if c.offset >= start}
+        f"{source.stored}/{c.name}": None for c in stored if not grown or c is stored[-1]}
     for piece in pieces:
         changes[f"{source.stored}/{piece.name}"] = repo.create_blob(piece.data)
     if not changes:
         return None
-    after = (end, pieces[-1].line + chunks.count_lines(pieces[-1].data)) if pieces else (0, 0)
-    return FileBackup(source, changes, before, after, rewritten=not grown and bool(stored))
+    if transform is not None or isinstance(lookup(folder, SOURCE_MAP), pygit2.Blob):
+        end = start + len(data)
+        mapped = f"{end - len(pieces[-1].source)} {end}\n".encode() if pieces else b"0 0\n"
+        changes[f"{source.stored}/{SOURCE_MAP}"] = repo.create_blob(mapped)
+    last = pieces[-1] if pieces else None
+    after = (last.offset + len(last.data), last.line + chunks.count_lines(last.data)) \
+        if last else (0, 0)
+    return FileBackup(source, changes, before, after, rewritten=not grown and bool(stored),
+                      redactions=redactions - counted)
 
 
-def _grown(repo: pygit2.Repository, handle: BinaryIO, stored: list[chunks.Chunk]) -> bool:
-    """Whether the file still holds what is stored, so only its tail needs cutting again. The
-    last chunk is compared in full; a rewritten transcript almost always also differs in its
-    first records, which are cheap to compare as well."""
+Transform = Callable[[bytes], "tuple[bytes, int]"]
+SOURCE_MAP = "source"  # "<file offset of the last chunk> <file offset of its end>"
+
+
+@dataclass(frozen=True)
+class _Piece(chunks.Piece):
+    source: bytes = b""  # the file's bytes this chunk stores (before redaction)
+
+
+def _unchanged(data: bytes) -> tuple[bytes, int]:
+    return data, 0
+
+
+def _store_pieces(data: bytes, start: int, last: chunks.Chunk | None,
+                  change: Transform) -> tuple[list[_Piece], int]:
+    """Cut the file's bytes at line ends (so boundaries follow the file, not the redacted
+    copy), redact each piece, and place the pieces one after another in the stored file."""
+    offset, line = (last.offset, last.line) if last is not None else (0, 0)
+    pieces, redactions = [], 0
+    for piece in chunks.cut(data, start, line):
+        stored, count = change(piece.data)
+        pieces.append(_Piece(offset, piece.line, stored, source=piece.data))
+        offset += len(stored)
+        redactions += count
+    return pieces, redactions
+
+
+def _older_read(repo: pygit2.Repository, stored: list[chunks.Chunk],
+                pieces: list[_Piece]) -> bool:
+    data = b"".join(p.data for p in pieces)
+    return chunks.read_range(repo, stored, 0, len(data)) == data
+
+
+def _source_map(repo: pygit2.Repository, folder: pygit2.Tree | None,
+                stored: list[chunks.Chunk]) -> tuple[int, int]:
+    """(file offset where the last chunk's bytes start, where they end). Without redaction
+    these are the stored offsets; with it the stored copy differs in length, so they are
+    kept in a small blob beside the chunks."""
+    blob = lookup(folder, SOURCE_MAP)
+    if isinstance(blob, pygit2.Blob):
+        try:
+            first, end = bytes(blob.data).split()
+            return int(first), int(end)
+        except ValueError:
+            pass
+    return _identity_map(repo, stored)
+
+
+def _identity_map(repo: pygit2.Repository, stored: list[chunks.Chunk]) -> tuple[int, int]:
     if not stored:
-        return False
-    last = stored[-1]
-    old = chunks.blob_data(repo, last.oid)
-    if os.fstat(handle.fileno()).st_size < last.offset + len(old):
-        return False
-    head = chunks.blob_data(repo, stored[0].oid)[:_HEAD_CHECK]
+        return 0, 0
+    return stored[-1].offset, chunks.stored_size(repo, stored)[0]
+
+
+def _grown(repo: pygit2.Repository, handle: BinaryIO, stored: list[chunks.Chunk],
+           place: tuple[int, int], change: Transform) -> tuple[bool, int]:
+    """Whether the file still holds what is stored, so only its tail needs cutting again, and
+    the redactions already counted in the last chunk (it is redacted again with the tail).
+    The last chunk is compared in full; a rewritten transcript almost always also differs in
+    its first records, which are cheap to compare as well."""
+    if not stored:
+        return False, 0
+    start, end = place
+    if os.fstat(handle.fileno()).st_size < end:
+        return False, 0
+    head = chunks.blob_data(repo, stored[0].oid)
     handle.seek(0)
-    if handle.read(len(head)) != head:
-        return False
-    handle.seek(last.offset)
-    return handle.read(len(old)) == old
+    first = handle.read(_HEAD_CHECK)
+    if change is _unchanged:
+        if not head.startswith(first[:len(head)]) and not first.startswith(head[:len(first)]):
+            return False, 0
+    elif b"\n" in first and not head.startswith(change(first[:first.index(b"\n") + 1])[0]):
+        return False, 0
+    handle.seek(start)
+    again, counted = change(handle.read(end - start))
+    same = again == chunks.blob_data(repo, stored[-1].oid)
+    return same, counted if same else 0
 
 
 def whole_lines(data: bytes) -> bytes:
