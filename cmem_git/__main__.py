@@ -9,8 +9,11 @@ from __future__ import annotations
 import os
 import sys
 
+from .paths import private
+
 
 def main() -> int:
+    private()
     args = sys.argv[1:]
     if len(args) == 2 and args[0] == "hook":
         from .hooks import main as hook

@@ -20,7 +20,7 @@ import pygit2
 # 256 KiB keeps the rewritten tail small (the repository stays near gzip size after many
 # backups) while a 100 MiB transcript is still only ~400 tree entries.
 CHUNK_SIZE = 256 * 1024
-_NAME = re.compile(r"^(\d{12})-(\d{9})$")
+CHUNK_NAME = re.compile(r"^(\d{12})-(\d{9})$")
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def listing(repo: pygit2.Repository, tree: pygit2.Tree | None) -> list[Chunk]:
         return []
     chunks = []
     for entry in tree:
-        match = _NAME.match(entry.name or "")
+        match = CHUNK_NAME.match(entry.name or "")
         if match and entry.type_str == "blob":
             chunks.append(Chunk(int(match[1]), int(match[2]), entry.id))
     return sorted(chunks, key=lambda c: c.offset)

@@ -7,16 +7,17 @@ CMEM_DEBUG=1) and exit status 3.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Iterator, Sequence
 
 import click
 
-from . import __version__, checkpoint, docs, doctor as doctor_mod, hooks, restore as restore_mod, sync as sync_mod, paths, project as project_mod, reading, revisions
+from . import __version__, checkpoint, docs, doctor as doctor_mod, hooks, restore as restore_mod, sync as sync_mod, paths, project as project_mod, reading, revisions, importer, search as search_mod
 from .backup import check_session_id
 from .config import load_config
 from .errors import CmemError, NotInitialized
@@ -445,6 +446,84 @@ def restore(session: str, folder: Path | None, rev: str, force: bool) -> None:
     click.echo(f"resume it with: claude --resume {session_id}")
 
 
+@contextlib.contextmanager
+def _progress(label: str) -> Iterator[importer.Progress | None]:
+    """A progress bar on stderr when it is a terminal; nothing in a pipe or a log."""
+    if not is_terminal(sys.stderr):
+        yield None
+        return
+    bars: list[Any] = []
+
+    def update(done: int, total: int, item: str) -> None:
+        if not bars:
+            bars.append(click.progressbar(length=total, label=label, file=sys.stderr,
+                                          item_show_func=lambda s: s[:8] if s else None))
+        bars[0].update(done - bars[0].pos, item)
+
+    try:
+        yield update
+    finally:
+        if bars:
+            bars[0].render_finish()
+
+
+@cli.command(name="import")
+@click.option("--projects-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Claude Code's transcript folder for this project "
+              "(default: ~/.claude/projects/<the project's path, encoded>).")
+@click.option("--claude-memory", "legacy", type=click.Path(file_okay=False, path_type=Path),
+              help="A claude-memory folder: raw/ backups, sessions/ documents (default: "
+              ".claude/memory itself when init adopted one with a raw/ folder).")
+def import_command(projects_dir: Path | None, legacy: Path | None) -> None:
+    """Bring every transcript Claude Code still has, and claude-memory's backups and
+    documents, into the memory: one commit per session, oldest first.
+
+    Running it again adds only what changed. A backup is placed with the session its records
+    name; one that conflicts with the stored transcript is kept under
+    transcripts/<session>/imported/.
+    """
+    project = _project_here()
+    store = Store.open(paths.memory_dir(project))
+    device = load_config(paths.config_path(project)).device
+    legacy = legacy or importer.default_legacy(paths.memory_dir(project))
+    with _progress("importing") as progress:
+        report = importer.run(store, device, projects_dir or paths.transcripts_dir(project),
+                              legacy, progress)
+    for line in importer.summary(report):
+        click.echo(line)
+    for problem in report.problems:
+        click.echo(f"warning: {problem}", err=True)
+
+
+@cli.command(name="search")
+@click.argument("pattern")
+@click.option("--session", help="Only this session (a prefix of the id is enough).")
+@click.option("--since", help="Only what was stored since: '2 days ago', '2026-11-20'.")
+@click.option("--role", type=click.Choice(search_mod.ROLES),
+              help="Only what the user said, Claude said, or tools did and returned.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of matches.")
+@click.option("-i", "--ignore-case", is_flag=True, help="Ignore case.")
+@click.option("--regex", is_flag=True, help="PATTERN is a (Python) regular expression.")
+def search_command(pattern: str, session: str | None, since: str | None, role: str | None,
+                   as_json: bool, ignore_case: bool, regex: bool) -> None:
+    """Search every transcript and document in the memory's history, including sessions
+    Claude Code has deleted and versions later rewritten. Exit status 1 when nothing
+    matches, as with grep."""
+    query = search_mod.Query(pattern, regex, ignore_case, session, _time_option(since), role)
+    matches = search_mod.search(_store(), query)
+    if as_json:
+        records = [search_mod.as_json(m) for m in matches]
+        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
+        found = bool(records)
+    else:
+        colour, relative = colour_enabled(), is_terminal()
+        lines = [search_mod.as_text(m, relative, colour) for m in matches]
+        _emit("".join(line + "\n" for line in lines))
+        found = bool(lines)
+    if not found:
+        raise SystemExit(1)
+
+
 @cli.command(name="help")
 @click.argument("topic", required=False)
 @click.pass_context
@@ -462,6 +541,7 @@ def help_command(ctx: click.Context, topic: str | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    paths.private()
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="cmem",
                  standalone_mode=False)
@@ -475,6 +555,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo(f"cmem: error: {error}", err=True)
         if error.hint:
             click.echo(f"hint: {error.hint}", err=True)
+        return 1
+    except OSError as error:  # a file the user named, a full disk: their words, not a trace
+        where = f": {error.filename}" if error.filename else ""
+        click.echo(f"cmem: error: {error.strerror or error}{where}", err=True)
         return 1
     except Exception as error:  # noqa: BLE001 - the boundary for the unexpected
         if os.environ.get("CMEM_DEBUG"):

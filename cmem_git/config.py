@@ -67,6 +67,10 @@ class Config:
     events: Events = field(default_factory=Events)
     stop_throttle_minutes: float = 10.0
     auto_sync: bool = True
+    redaction: bool = True
+    # (name, regex) the user adds to the built-in secret rules, and regexes never redacted.
+    redaction_extra: tuple[tuple[str, str], ...] = ()
+    redaction_allow: tuple[str, ...] = ()
 
 
 class _Invalid(Exception):
@@ -207,6 +211,32 @@ def _device(node: yaml.Node, loader: yaml.SafeLoader) -> str:
     return value
 
 
+def _patterns(node: yaml.Node, loader: yaml.SafeLoader) -> tuple[tuple[str, str], ...]:
+    value = loader.construct_object(node, deep=True)
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise _WrongValue(f"must be a mapping of rule names to regexes, got {_describe(value)}")
+    for pattern in value.values():
+        _compiles(pattern)
+    return tuple(value.items())
+
+
+def _regex_list(node: yaml.Node, loader: yaml.SafeLoader) -> tuple[str, ...]:
+    value = loader.construct_object(node, deep=True)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _WrongValue(f"must be a list of regexes, got {_describe(value)}")
+    for pattern in value:
+        _compiles(pattern)
+    return tuple(value)
+
+
+def _compiles(pattern: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise _WrongValue(f"invalid regex {pattern!r}: {error}") from None
+
+
 def _events(node: yaml.Node, loader: yaml.SafeLoader) -> Events:
     entries = _entries(node, _EVENT_NAMES, "events.")
     values = {name: _field(f"events.{name}", key, value, _boolean, loader)
@@ -233,6 +263,9 @@ _FIELDS: dict[str, _Parser] = {
     "events": _events,
     "stop_throttle_minutes": _number,
     "auto_sync": _boolean,
+    "redaction": _boolean,
+    "redaction_extra": _patterns,
+    "redaction_allow": _regex_list,
 }
 
 _DEFAULT_TEXT = """\
@@ -260,6 +293,13 @@ stop_throttle_minutes: 10
 # With a remote (`cmem remote add`): SessionStart pulls and pushes, SessionEnd pushes in the
 # background (it never waits on the network).
 auto_sync: true
+# Replace secrets (API keys, tokens, private keys, passwords in URLs, ...) in transcripts with
+# [REDACTED:<rule>] before they are committed; the commit's Cmem-Redactions trailer counts them.
+redaction: true
+# More secret patterns to redact, by rule name: {{name: regex}}.
+redaction_extra: {{}}
+# Regexes for values that look like secrets but are not (never redacted).
+redaction_allow: []
 """
 
 

@@ -37,6 +37,12 @@ def config_path(project: Path) -> Path:
     return memory_dir(project) / CONFIG_NAME
 
 
+def private() -> None:
+    """Everything cmem creates (objects, refs, index, restored transcripts) is for its owner
+    only, whatever umask Claude Code or the shell passed on: transcripts hold secrets."""
+    os.umask(0o077)
+
+
 def find_project(start: Path) -> Path | None:
     """The nearest folder at or above `start` that has a memory repository."""
     start = start.resolve()

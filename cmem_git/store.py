@@ -54,7 +54,8 @@ class Store:
         # libgit2 writes loose objects at zlib level 1 whatever core.compression says; level 6
         # (git's own default) keeps the repository near gzip size at ~12 ms per MiB written.
         objects = str(self.gitdir / "objects")
-        repo.odb.add_backend(pygit2.OdbBackendLoose(objects, _COMPRESSION, False), 1000)
+        repo.odb.add_backend(pygit2.OdbBackendLoose(objects, _COMPRESSION, False, 0o700, 0o600),
+                             1000)
 
     @classmethod
     def open(cls, memory: Path) -> Store:
@@ -82,6 +83,7 @@ class Store:
     @classmethod
     def init(cls, memory: Path) -> Store:
         memory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        memory.chmod(0o700)  # an adopted folder too: transcripts are private
         repo = pygit2.init_repository(str(memory), initial_head="main")
         # Transcript bytes must come back exactly: no end-of-line conversion from a global config.
         repo.config["core.autocrlf"] = "false"

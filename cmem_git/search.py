@@ -1,0 +1,412 @@
+"""Search every transcript and document the memory's history holds.
+
+Claude Code deletes transcripts, a compaction or a rewrite replaces a transcript's text, and the
+memory files change with every session; history keeps all of it. So the search walks every commit,
+oldest first, and reads each blob once: a tree already seen is skipped whole (a commit usually
+changes one session's last chunk), and a blob is scanned the first time it turns up, so the time
+shown for a match is when cmem first stored it (the record's own `timestamp` is shown beside it,
+never used to filter: SPEC, times come from commits).
+
+A 1 GiB history cannot be parsed record by record in reasonable time, so each chunk's bytes are
+searched first with a bytes regex built from the pattern as it appears inside JSON (`"` as `\\"`,
+a newline as `\\n`, non-ASCII as itself or `\\uXXXX`); only the lines it hits are parsed, and the
+pattern is then checked against the record's text, which gives its role and the context shown.
+A record appears in several blobs when its file grows (the old and new last chunk) or is
+rewritten, so matches are deduplicated by (session, line bytes); a document's by (path, line).
+
+`--regex` patterns are run first over the raw JSON line, so a regex that can only match decoded
+text (anchors, quotes, newlines, backslashes) makes the search parse every record instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import pygit2
+from pygit2.enums import SortMode
+
+from . import render
+from .backup import ROOT
+from .errors import CmemError
+from .output import paint, when
+from .store import Store
+
+ROLES = ("user", "assistant", "tool")
+CONTEXT = 70  # characters of context on each side of a match
+_CHUNK = re.compile(r"^(\d{12})-(\d{9})$")
+_SPACE = re.compile(r"\s+")
+_DECODED_ONLY = re.compile(r'\^|\$|\\[AZnrtbB]|"|\\\\')
+
+
+# Keys whose values only name a kind; keys a known record's roles already cover.
+_KINDS = {"type", "role", "userType", "subtype", "level", "stop_reason", "stop_sequence"}
+_SAID = {"message", "toolUseResult", "content", "summary"}
+
+
+@dataclass(frozen=True)
+class Query:
+    pattern: str
+    regex: bool = False
+    ignore_case: bool = False
+    session: str | None = None  # a prefix is enough
+    since: float | None = None  # only what was first stored at or after this time
+    role: str | None = None  # user, assistant or tool
+
+
+@dataclass(frozen=True)
+class Match:
+    session: str | None
+    file: str  # the path in the repository (a transcript's stored folder, not its chunk)
+    line: int  # 1-based, in that file as of the commit that first stored it
+    role: str  # user, assistant, tool, summary, system, meta or document
+    stored: int  # commit time of the commit that first stored the line
+    commit: str
+    timestamp: str | None  # the record's own, for display only
+    context: str
+    span: tuple[int, int]  # where the match is in `context`
+    line_bytes: bytes
+
+    def rendered(self) -> str | None:
+        """The whole record as `cmem diff` shows it."""
+        if self.role == "document":
+            return self.line_bytes.decode("utf-8", "replace")
+        return render.record(self.line_bytes)
+
+
+@dataclass(frozen=True)
+class _Blob:
+    path: str
+    oid: pygit2.Oid
+    commit: pygit2.Commit
+
+
+class BadPattern(CmemError):
+    hint = "check the regular expression, or search for the text as it is (without --regex)"
+
+
+class Matcher:
+    """The pattern twice: a bytes regex for raw chunk bytes, a str regex for record text."""
+
+    def __init__(self, query: Query) -> None:
+        if not query.pattern:
+            raise BadPattern("the pattern is empty")
+        flags = re.IGNORECASE if query.ignore_case else 0
+        source = query.pattern if query.regex else re.escape(query.pattern)
+        try:
+            self.text = re.compile(source, flags | re.MULTILINE)
+        except re.error as error:
+            raise BadPattern(f"invalid regular expression {query.pattern!r}: {error}") from None
+        if query.regex:
+            self.raw_json = self.raw_text = _raw_regex(query.pattern, flags)
+        else:
+            self.raw_json = re.compile(_escaped(query.pattern, query.ignore_case, True), flags)
+            self.raw_text = re.compile(_escaped(query.pattern, query.ignore_case, False), flags)
+
+
+def _raw_regex(pattern: str, flags: int) -> re.Pattern[bytes]:
+    if _DECODED_ONLY.search(pattern):
+        return re.compile(rb"(?m)^")  # every line is a candidate
+    return re.compile(pattern.encode("utf-8"), flags)
+
+
+def _escaped(pattern: str, ignore_case: bool, json_forms: bool) -> bytes:
+    """A bytes regex matching `pattern` as plain UTF-8 text, or inside a JSON string."""
+    parts = []
+    for char in pattern:
+        variants = {char}
+        if ignore_case and not char.isascii():
+            variants |= {char.lower(), char.upper(), char.casefold()}
+        forms = {form for v in variants for form in _forms(v, json_forms)}
+        escaped = sorted(re.escape(form) for form in forms)
+        parts.append(escaped[0] if len(escaped) == 1 else b"(?:" + b"|".join(escaped) + b")")
+    return b"".join(parts)
+
+
+def _forms(text: str, json_forms: bool) -> set[bytes]:
+    if not json_forms:
+        return {text.encode("utf-8", "surrogatepass")}
+    forms = {json.dumps(text, ensure_ascii=False)[1:-1].encode("utf-8", "surrogatepass")}
+    ascii_form = json.dumps(text)[1:-1]
+    forms |= {ascii_form.encode(), ascii_form.upper().replace("\\U", "\\u").encode()}
+    if text == "/":
+        forms.add(b"\\/")
+    return forms
+
+
+def search(store: Store, query: Query) -> Iterator[Match]:
+    """Matches in the order their lines were first stored, oldest first."""
+    tip = store.tip()
+    if tip is None:
+        return
+    matcher = Matcher(query)
+    seen: set[tuple[str | None, bytes]] = set()
+    for blob in _blobs(store.repo, tip.id, query):
+        yield from _scan(store.repo, blob, matcher, query, seen)
+
+
+# --- which blobs ---------------------------------------------------------------------------
+
+def _blobs(repo: pygit2.Repository, tip: pygit2.Oid, query: Query) -> Iterator[_Blob]:
+    """Each blob worth searching once, with the oldest commit that holds it."""
+    trees: set[pygit2.Oid] = set()
+    blobs: set[pygit2.Oid] = set()
+    order = SortMode.TOPOLOGICAL | SortMode.TIME | SortMode.REVERSE
+    for commit in repo.walk(tip, order):
+        for path, oid in _new_blobs(repo, commit.tree, "", trees, query):
+            if oid not in blobs:
+                blobs.add(oid)
+                yield _Blob(path, oid, commit)
+
+
+def _new_blobs(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str, trees: set[pygit2.Oid],
+               query: Query) -> Iterator[tuple[str, pygit2.Oid]]:
+    if tree.id in trees:
+        return
+    trees.add(tree.id)
+    for entry in tree:
+        path = prefix + (entry.name or "")
+        if entry.type_str == "tree" and _wanted_folder(path, query):
+            inner = repo[entry.id]
+            assert isinstance(inner, pygit2.Tree)
+            yield from _new_blobs(repo, inner, path + "/", trees, query)
+        elif entry.type_str == "blob" and _wanted_file(path, query):
+            yield path, entry.id
+
+
+def _wanted_folder(path: str, query: Query) -> bool:
+    """With --session, only that session's transcript folder (other JSONL files are checked
+    record by record)."""
+    parts = path.split("/")
+    if len(parts) == 2 and parts[0] == ROOT and query.session is not None:
+        return parts[1].startswith(query.session)
+    return True
+
+
+def _wanted_file(path: str, query: Query) -> bool:
+    if path.startswith(ROOT + "/"):
+        return True
+    if path.endswith(".jsonl"):
+        return True
+    return path.endswith(".md") and query.session is None and query.role is None
+
+
+# --- one blob ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Where:
+    """What a blob is: the file it belongs to, its session, and its first line number."""
+
+    file: str
+    session: str | None
+    line: int
+    records: bool  # JSONL records, or plain text lines
+
+
+def _where(path: str) -> _Where:
+    parts = path.split("/")
+    if parts[0] == ROOT and len(parts) >= 4 and _CHUNK.match(parts[-1]):
+        file = "/".join(parts[:-1])
+        return _Where(file, parts[1], int(parts[-1][13:]), file.endswith(".jsonl"))
+    if parts[0] == ROOT and len(parts) >= 3:
+        return _Where(path, parts[1], 0, path.endswith(".jsonl"))
+    return _Where(path, None, 0, path.endswith(".jsonl"))
+
+
+def _scan(repo: pygit2.Repository, blob: _Blob, matcher: Matcher, query: Query,
+          seen: set[tuple[str | None, bytes]]) -> Iterator[Match]:
+    where = _where(blob.path)
+    data = _blob_data(repo, blob.oid)
+    raw = matcher.raw_json if where.records else matcher.raw_text
+    late = query.since is None or blob.commit.commit_time >= query.since
+    for number, line in _hit_lines(data, raw):
+        found = _record_match(line, where, matcher, query) if where.records else \
+            _text_match(line, where, matcher, query)
+        if found is None:
+            continue
+        key = (found[0], line) if where.records else (where.file, line)
+        if key in seen:
+            continue
+        seen.add(key)
+        if late:
+            yield _match(blob, where, number, line, found)
+
+
+def _blob_data(repo: pygit2.Repository, oid: pygit2.Oid) -> bytes:
+    blob = repo[oid]
+    assert isinstance(blob, pygit2.Blob)
+    return bytes(blob.data)
+
+
+def _hit_lines(data: bytes, raw: re.Pattern[bytes]) -> Iterator[tuple[int, bytes]]:
+    """(line index in the blob, line) for each line the raw regex hits, each line once."""
+    position, counted, lines = 0, 0, 0
+    while position <= len(data):
+        hit = raw.search(data, position)
+        if hit is None:
+            return
+        start = data.rfind(b"\n", 0, hit.start()) + 1
+        end = data.find(b"\n", hit.start())
+        end = len(data) if end == -1 else end
+        lines += data.count(b"\n", counted, start)
+        counted = start
+        if end > start or hit.end() > hit.start():
+            yield lines, data[start:end]
+        position = end + 1
+
+
+_Found = tuple[str | None, str, str, tuple[int, int], str | None]  # session, role, context, span, ts
+
+
+def _record_match(line: bytes, where: _Where, matcher: Matcher, query: Query) -> _Found | None:
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return _plain(line.decode("utf-8", "replace"), where.session, "meta", matcher, query)
+    if not isinstance(record, dict):
+        return None
+    session = where.session or _str(record.get("sessionId"))
+    if query.session is not None and not (session or "").startswith(query.session):
+        return None
+    for role, text in pieces(record):
+        if query.role is not None and role != query.role:
+            continue
+        hit = matcher.text.search(text)
+        if hit is not None:
+            context, span = _context(text, hit)
+            return session, role, context, span, _str(record.get("timestamp"))
+    return None
+
+
+def _text_match(line: bytes, where: _Where, matcher: Matcher, query: Query) -> _Found | None:
+    role = "tool" if where.session is not None else "document"
+    return _plain(line.decode("utf-8", "replace"), where.session, role, matcher, query)
+
+
+def _plain(text: str, session: str | None, role: str, matcher: Matcher,
+           query: Query) -> _Found | None:
+    if query.role is not None and role != query.role:
+        return None
+    hit = matcher.text.search(text)
+    if hit is None:
+        return None
+    context, span = _context(text, hit)
+    return session, role, context, span, None
+
+
+def _match(blob: _Blob, where: _Where, number: int, line: bytes, found: _Found) -> Match:
+    session, role, context, span, timestamp = found
+    return Match(session, where.file, where.line + number + 1, role, blob.commit.commit_time,
+                 str(blob.commit.id), timestamp, context, span, line)
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _context(text: str, hit: re.Match[str]) -> tuple[str, tuple[int, int]]:
+    """A little of the text either side of the match, on one line."""
+    before = _flat(text[max(hit.start() - CONTEXT, 0):hit.start()]).lstrip()
+    found = _flat(hit.group(0))
+    after = _flat(text[hit.end():hit.end() + CONTEXT]).rstrip()
+    before = ("…" if hit.start() > CONTEXT else "") + before
+    after += "…" if len(text) > hit.end() + CONTEXT else ""
+    return before + found + after, (len(before), len(before) + len(found))
+
+
+def _flat(text: str) -> str:
+    return _SPACE.sub(" ", text)
+
+
+# --- what a record says, by role -----------------------------------------------------------
+
+def pieces(record: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(role, text) for each part of a record; the record's other string values last, as meta,
+    so that an id or a path is found too."""
+    kind = record.get("type")
+    content = record.get("message", {}).get("content") \
+        if isinstance(record.get("message"), dict) else None
+    if kind == "user":
+        yield from _user(record, content)
+    elif kind == "assistant":
+        yield from _assistant(content)
+    elif kind == "system":
+        yield "system", str(record.get("content") or "")
+    elif kind == "summary":
+        yield "summary", str(record.get("summary") or "")
+    known = kind in ("user", "assistant", "system", "summary")
+    rest = {k: v for k, v in record.items() if not (known and k in _SAID)}
+    yield "meta", "\n".join(_strings(rest))
+
+
+def _user(record: dict[str, Any], content: Any) -> Iterator[tuple[str, str]]:
+    role = "summary" if record.get("isCompactSummary") else "user"
+    if isinstance(content, str):
+        yield role, content
+        return
+    for part in content if isinstance(content, list) else []:
+        if isinstance(part, dict) and part.get("type") == "text":
+            yield role, str(part.get("text") or "")
+        elif isinstance(part, dict) and part.get("type") == "tool_result":
+            yield "tool", "\n".join(_strings(part.get("content")))
+    if "toolUseResult" in record:
+        yield "tool", "\n".join(_strings(record["toolUseResult"]))
+
+
+def _assistant(content: Any) -> Iterator[tuple[str, str]]:
+    if isinstance(content, str):
+        yield "assistant", content
+        return
+    for part in content if isinstance(content, list) else []:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "text":
+            yield "assistant", str(part.get("text") or "")
+        elif part.get("type") in ("thinking", "redacted_thinking"):
+            yield "assistant", str(part.get("thinking") or "")
+        elif part.get("type") == "tool_use":
+            yield "tool", f"{part.get('name', '?')} " + "\n".join(_strings(part.get("input")))
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """The string values in `value`, leaving out those that only say what kind a thing is (a
+    search for "user" would otherwise hit every record)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            if key not in _KINDS:
+                yield from _strings(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _strings(inner)
+
+
+# --- for people and scripts ----------------------------------------------------------------
+
+def as_json(match: Match) -> dict[str, Any]:
+    return {"session": match.session, "file": match.file, "line": match.line, "role": match.role,
+            "stored": match.stored, "commit": match.commit, "timestamp": match.timestamp,
+            "context": match.context, "match": match.context[match.span[0]:match.span[1]],
+            "record": match.rendered()}
+
+
+def as_text(match: Match, relative: bool, colour: bool) -> str:
+    """One line: session, time, role, file:line, context with the match highlighted."""
+    session = (match.session or "-")[:8]
+    shown = match.timestamp[:19] + "Z" if match.timestamp and len(match.timestamp) >= 19 \
+        else when(match.stored, relative)
+    file = _short_file(match.file, match.session)
+    low, high = match.span
+    context = match.context[:low] + paint(match.context[low:high], "red", colour) + \
+        match.context[high:]
+    return (f"{paint(session, 'yellow', colour)} {paint(shown, 'green', colour)} "
+            f"{paint(f'{match.role:<9}', 'cyan', colour)} {file}:{match.line}  {context}")
+
+
+def _short_file(path: str, session: str | None) -> str:
+    prefix = f"{ROOT}/{session}/"
+    return path[len(prefix):] if session and path.startswith(prefix) else path
+
