@@ -17,6 +17,7 @@ import pygit2
 from . import backup, memory
 from .history import format_message, size_text
 from .store import Draft, Store
+from .worktree import blob_bytes
 
 Edit = Callable[[bytes], bytes]
 
@@ -117,6 +118,9 @@ def _memory(store: Store, base: pygit2.Tree | None, edit: Edit | None
             read[name] = pygit2.hash(data)
             if read[name] == synced.get(name):
                 data = None  # not edited since the last sync: the tip's version stands
+            elif stored is not None and name == memory.ACTIVE:
+                data = memory.keep_managed(data, blob_bytes(store.repo, synced.get(name)),
+                                           bytes(stored.data))
         if data is None and stored is not None:
             data = bytes(stored.data)
         if edit is not None and name == memory.ACTIVE:

@@ -10,6 +10,7 @@ The project's own repository is told to ignore the memory repository through its
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from dataclasses import dataclass, field
 from importlib import resources
@@ -91,12 +92,19 @@ def install_commands(project: Path, command: str, force: bool, report: Report) -
         target = folder / name
         if target.exists() and target.read_text(encoding="utf-8", errors="replace") == wanted:
             continue
-        if target.exists() and not force and "cmem" not in target.read_text(errors="replace"):
+        if target.exists() and not force and not _ours(target.read_text(errors="replace"), text):
             report.notes.append(f"kept your {target} (use --force to replace it)")
             continue
         folder.mkdir(parents=True, exist_ok=True)
         target.write_text(wanted, encoding="utf-8")
         report.actions.append(f"installed /{name.removesuffix('.md')} as {target}")
+
+
+def _ours(existing: str, template: str) -> bool:
+    """Whether a command file is one cmem installed (from this template, for any cmem path):
+    only those are updated without --force."""
+    pattern = re.escape(template).replace(re.escape("{{cmem}}"), ".+?")
+    return re.fullmatch(pattern, existing, re.DOTALL) is not None
 
 
 IMPORT_LINE = "@.claude/memory/active-context.md"

@@ -16,6 +16,7 @@ from typing import Mapping
 
 import pygit2
 
+from . import memory
 from .lock import temp_dir
 
 _CMEM_ONLY = "transcripts/"
@@ -63,8 +64,27 @@ def _apply(repo: pygit2.Repository, index: pygit2.Index, path: str, want: pygit2
     if replaceable:
         index.add(path)  # stats the file we wrote, so `git status` need not hash it again
     else:
+        _carry_managed_lines(repo, file, path, have, want)
         index.add(pygit2.IndexEntry(path, want, pygit2.GIT_FILEMODE_BLOB))
     return replaceable
+
+
+def _carry_managed_lines(repo: pygit2.Repository, file: Path, path: str,
+                         have: pygit2.Oid | None, want: pygit2.Oid) -> None:
+    """An edit of active-context.md made on the older copy keeps its text, but takes the
+    commit's cmem lines (exit, document pointer) it did not touch itself: otherwise the next
+    commit of the edit would undo them."""
+    if path != memory.ACTIVE or have is None:
+        return
+    edited = file.read_bytes()
+    merged = memory.keep_managed(edited, blob_bytes(repo, have), blob_bytes(repo, want) or b"")
+    if merged != edited:
+        write_atomic(repo, file, merged)
+
+
+def blob_bytes(repo: pygit2.Repository, oid: pygit2.Oid | None) -> bytes | None:
+    blob = repo.get(oid) if oid is not None else None
+    return bytes(blob.data) if isinstance(blob, pygit2.Blob) else None
 
 
 def _hash(file: Path) -> pygit2.Oid | None:

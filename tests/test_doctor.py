@@ -1,0 +1,309 @@
+"""`cmem doctor`: every problem it names, created for real in a test project, then `--fix`.
+
+Each test breaks an installation the way it breaks in practice (a virtualenv removed, a hook
+deleted by hand, a cmem killed mid-write, a hook that failed, a commit made by another program)
+and runs the installed `cmem doctor` as a user would. A problem that `--fix` can repair must be
+gone afterwards (exit status 0); one it cannot repair keeps exit status 1 and says what to do.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shlex
+import signal
+import subprocess
+import textwrap
+from pathlib import Path
+
+from conftest import CORPUS, PYTHON, Project, cmem, payload, run_hook
+
+SHORT = CORPUS / "spotter" / "short.jsonl"
+HEALTHY = "everything is in order"
+
+
+def doctor(project: Project | Path, *args: str) -> subprocess.CompletedProcess[str]:
+    root = project.root if isinstance(project, Project) else project
+    done = cmem("doctor", *args, cwd=root)
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(),
+                                       done.stderr.decode())
+
+
+def problems(done: subprocess.CompletedProcess[str]) -> dict[str, list[str]]:
+    """check -> the problems doctor printed for it."""
+    found: dict[str, list[str]] = {}
+    for line in done.stdout.splitlines():
+        if line.startswith("problem ("):
+            check, text = line[len("problem ("):].split("): ", 1)
+            found.setdefault(check, []).append(text)
+    return found
+
+
+def assert_healthy_doctor(project: Project) -> None:
+    done = doctor(project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip().endswith(HEALTHY), done.stdout
+    assert problems(done) == {}
+
+
+def assert_finds(project: Project | Path, check: str, *words: str) -> str:
+    """Doctor reports exactly one kind of problem, `check`, mentioning `words`, with a hint."""
+    done = doctor(project)
+    assert done.returncode == 1, done.stdout + done.stderr
+    found = problems(done)
+    assert list(found) == [check], done.stdout
+    text = "\n".join(found[check])
+    for word in words:
+        assert word in text, (word, done.stdout)
+    assert "  hint: " in done.stdout, done.stdout
+    assert HEALTHY not in done.stdout
+    return done.stdout
+
+
+def fix(project: Project) -> str:
+    done = doctor(project, "--fix")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "fixed: " in done.stdout and done.stdout.strip().endswith(HEALTHY), done.stdout
+    return done.stdout
+
+
+def git_status(project: Project) -> str:
+    return project.git("status", "--porcelain")
+
+
+def test_a_healthy_install_is_in_order(project: Project) -> None:
+    assert_healthy_doctor(project)
+    sid = "9e4a0f41-3d3e-4f30-9132-0000000d0c70"
+    transcript = project.transcripts / f"{sid}.jsonl"
+    transcript.write_bytes(SHORT.read_bytes())
+    for event in ("SessionStart", "PreCompact", "SessionEnd"):
+        ran = run_hook(project, event, payload(event, sid, transcript, project.root))
+        assert ran.returncode == 0 and b"failed" not in ran.stdout + ran.stderr
+    assert cmem("doc", "save", "-", cwd=project.root, input=b"# Doc\n").returncode == 0
+    done = doctor(project, "--fix")  # nothing to fix: nothing done
+    assert done.returncode == 0 and "fixed" not in done.stdout, done.stdout
+    assert done.stdout.strip() == HEALTHY and problems(done) == {}
+
+
+def test_no_repository(tmp_path: Path) -> None:
+    root = tmp_path / "not set up"
+    root.mkdir()
+    assert_finds(root, "repository", "no memory repository")
+    done = doctor(root, "--fix")
+    assert done.returncode == 1 and "cmem init" in done.stdout, done.stdout
+    assert not (root / ".claude").exists()  # --fix does not set cmem up behind the user's back
+
+
+def test_invalid_config(project: Project) -> None:
+    config = project.memory / "cmem.yaml"
+    config.write_text(config.read_text() + "stop_throttle_minute: 5\n")
+    line = config.read_text().splitlines().index("stop_throttle_minute: 5") + 1
+    out = assert_finds(project, "config", "stop_throttle_minute", "cmem.yaml", str(line))
+    before = config.read_bytes()
+    done = doctor(project, "--fix")
+    assert done.returncode == 1, done.stdout
+    assert config.read_bytes() == before  # the user's file is reported, never rewritten
+    assert problems(done) == problems(subprocess.CompletedProcess([], 1, out, ""))
+
+
+def test_missing_hook_is_reinstalled_and_other_hooks_kept(project: Project) -> None:
+    path = project.root / ".claude" / "settings.json"
+    settings = json.loads(path.read_text())
+    wanted = settings["hooks"]["SessionEnd"][0]["hooks"][0]["command"]
+    del settings["hooks"]["SessionEnd"]
+    mine = {"hooks": [{"type": "command", "command": "echo my own hook"}]}
+    settings["hooks"]["PreCompact"].insert(0, mine)
+    settings["model"] = "opus"
+    path.write_text(json.dumps(settings, indent=2))
+    assert_finds(project, "hooks", "SessionEnd")
+    fix(project)
+    settings = json.loads(path.read_text())
+    assert project.hook_command("SessionEnd") == wanted
+    assert settings["hooks"]["PreCompact"][0] == mine and settings["model"] == "opus"
+
+
+def test_hook_with_a_missing_interpreter_is_pointed_at_this_cmem(project: Project) -> None:
+    path = project.root / ".claude" / "settings.json"
+    text = path.read_text()
+    gone = "/opt/removed-venv/bin/python"
+    assert text.count(json.dumps(PYTHON)[1:-1]) == 4
+    path.write_text(text.replace(json.dumps(PYTHON)[1:-1], gone, 1))
+    broken = [event for event in ("SessionStart", "PreCompact", "SessionEnd", "Stop")
+              if gone in project.hook_command(event)]
+    assert len(broken) == 1
+    (event,) = broken
+    sid = "9e4a0f41-3d3e-4f30-9132-0000000d0c71"
+    transcript = project.transcripts / f"{sid}.jsonl"
+    transcript.write_bytes(SHORT.read_bytes())
+    assert run_hook(project, event, payload(event, sid, transcript, project.root)).returncode \
+        == 127  # the shell cannot find the interpreter: the hook silently does nothing
+    assert_finds(project, "hooks", event, "does not run", gone)
+    fix(project)
+    assert gone not in path.read_text()
+    interpreters = {shlex.split(project.hook_command(e))[0] for e in
+                    ("SessionStart", "PreCompact", "SessionEnd", "Stop")}
+    assert len(interpreters) == 1 and Path(interpreters.pop()).is_file()
+    done = run_hook(project, event, payload(event, sid, transcript, project.root))
+    assert done.returncode == 0, done.stderr
+
+
+def test_unreadable_settings_are_reported_not_repaired(project: Project) -> None:
+    path = project.root / ".claude" / "settings.json"
+    path.write_text('{"hooks": {')
+    assert_finds(project, "hooks", "settings.json")
+    done = doctor(project, "--fix")
+    assert done.returncode == 1
+    assert path.read_text() == '{"hooks": {'
+
+
+def test_missing_slash_command_is_installed_and_users_files_kept(project: Project) -> None:
+    folder = project.root / ".claude" / "commands"
+    installed = (folder / "coalesce.md").read_bytes()
+    (folder / "coalesce.md").unlink()
+    mine = b"# my own resume command\n"
+    (folder / "resume-latest.md").write_bytes(mine)
+    assert_finds(project, "commands", "coalesce.md")
+    fix(project)
+    assert (folder / "coalesce.md").read_bytes() == installed
+    assert (folder / "resume-latest.md").read_bytes() == mine
+
+
+def test_stale_lock_and_interrupted_write_are_cleared(project: Project) -> None:
+    gitdir = project.memory / ".git"
+    (gitdir / "cmem" / "writing").write_text("4242")  # a cmem that died holding the lock
+    (gitdir / "index.lock").write_bytes(b"")
+    done = subprocess.run(["git", "-C", str(project.memory), "add", "-A"],
+                          capture_output=True, text=True)
+    assert done.returncode != 0 and "index.lock" in done.stderr  # git itself is blocked
+    assert_finds(project, "lock", "stale lock")
+    fix(project)
+    assert not (gitdir / "index.lock").exists() and not (gitdir / "cmem" / "writing").exists()
+    assert git_status(project) == ""
+
+
+def test_lock_held_by_a_live_cmem_is_not_stale(project: Project) -> None:
+    gitdir = project.memory / ".git"
+    fd = os.open(gitdir / "cmem" / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        (gitdir / "cmem" / "writing").write_text(str(os.getpid()))
+        (gitdir / "index.lock").write_bytes(b"")
+        done = doctor(project, "--fix")
+        assert done.returncode == 0 and problems(done) == {}, done.stdout
+        assert "fixed" not in done.stdout
+        assert (gitdir / "index.lock").exists()  # a live writer's lock is never removed
+    finally:
+        os.close(fd)
+
+
+_KILL_AFTER_COMMIT = textwrap.dedent("""\
+    import os, signal, sys
+    from cmem_git import cli, store
+    swap = store.Store._swap
+    def moved(self, old, new):
+        if swap(self, old, new):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return False
+    store.Store._swap = moved
+    sys.exit(cli.main(sys.argv[1:]))
+    """)
+
+
+def test_cmem_killed_after_its_commit_is_found_and_finished(project: Project) -> None:
+    killed = subprocess.run([PYTHON, "-c", _KILL_AFTER_COMMIT, "doc", "save", "-"],
+                            cwd=project.root, input=b"# Killed\n", capture_output=True,
+                            timeout=60)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert git_status(project) != ""  # the branch moved, index and files did not
+    done = doctor(project)
+    assert done.returncode == 1
+    assert set(problems(done)) == {"lock", "files"}, done.stdout
+    fix(project)
+    assert git_status(project) == ""
+    assert (project.memory / "sessions").is_dir()
+
+
+def test_pending_hook_errors(project: Project) -> None:
+    sid = "9e4a0f41-3d3e-4f30-9132-0000000d0c72"
+    missing = project.transcripts / f"{sid}.jsonl"  # never written: the hook cannot back it up
+    done = run_hook(project, "PreCompact", payload("PreCompact", sid, missing, project.root))
+    assert done.returncode == 0 and b"does not exist" in done.stdout
+    assert_finds(project, "hook errors", "1 hook errors", "pre-compact", "does not exist")
+    start = run_hook(project, "SessionStart",
+                     payload("SessionStart", sid, missing, project.root))
+    context = json.loads(start.stdout)["hookSpecificOutput"]["additionalContext"]
+    assert "does not exist" in context
+    assert_healthy_doctor(project)
+
+
+def test_index_behind_head(project: Project) -> None:
+    """Another program (a `git` command, another machine's push into this repository) moved
+    the branch without touching index and working files."""
+    env = {**os.environ, "GIT_INDEX_FILE": str(project.memory / ".git" / "other-index")}
+
+    def git(*args: str, input: str | None = None) -> str:
+        done = subprocess.run(["git", "-C", str(project.memory), *args], input=input,
+                              capture_output=True, text=True, env=env, check=True)
+        return done.stdout.strip()
+
+    text = (project.memory / "active-context.md").read_text() + "\nFROM-ELSEWHERE\n"
+    blob = git("hash-object", "-w", "--stdin", input=text)
+    git("read-tree", "HEAD")
+    git("update-index", "--cacheinfo", f"100644,{blob},active-context.md")
+    commit = git("commit-tree", git("write-tree"), "-p", "HEAD", "-m", "from elsewhere")
+    git("update-ref", "refs/heads/main", commit)
+    os.unlink(env["GIT_INDEX_FILE"])
+    assert git_status(project) != ""
+    assert_finds(project, "files", "1 files")
+    fix(project)
+    assert git_status(project) == ""
+    assert "FROM-ELSEWHERE" in (project.memory / "active-context.md").read_text()
+
+
+def test_project_repository_sees_the_memory(project: Project) -> None:
+    exclude = project.root / ".git" / "info" / "exclude"
+    lines = exclude.read_text().splitlines()
+    assert "/.claude/memory/" in lines
+    exclude.write_text("".join(f"{line}\n" for line in lines if line != "/.claude/memory/"))
+
+    def ignored() -> bool:
+        return subprocess.run(["git", "-C", str(project.root), "check-ignore", "-q",
+                               ".claude/memory/active-context.md"]).returncode == 0
+
+    assert not ignored()
+    assert_finds(project, "project", ".claude/memory")
+    fix(project)
+    assert ignored()
+
+
+def test_broken_repository(project: Project) -> None:
+    blob = project.git("rev-parse", "HEAD:project-memory.md").strip()
+    loose = project.memory / ".git" / "objects" / blob[:2] / blob[2:]
+    loose.unlink()
+    assert_finds(project, "repository", "fsck")
+    assert doctor(project, "--fix").returncode == 1
+
+
+def test_fix_repairs_several_problems_at_once(project: Project) -> None:
+    path = project.root / ".claude" / "settings.json"
+    settings = json.loads(path.read_text())
+    del settings["hooks"]["Stop"]
+    path.write_text(json.dumps(settings))
+    (project.root / ".claude" / "commands" / "discard-backup.md").unlink()
+    (project.memory / ".git" / "cmem" / "writing").write_text("4242")
+    (project.memory / ".git" / "index.lock").write_bytes(b"")
+    exclude = project.root / ".git" / "info" / "exclude"
+    exclude.write_text(exclude.read_text().replace("/.claude/memory/\n", ""))
+    done = doctor(project)
+    assert done.returncode == 1
+    assert set(problems(done)) == {"hooks", "commands", "lock", "project"}, done.stdout
+    out = fix(project)
+    assert out.count("fixed: ") == 4, out
+
+
+def test_unreadable_repository_head_detached(project: Project) -> None:
+    project.git("checkout", "-q", "--detach")
+    assert_finds(project, "repository", "detached")
+    project.git("checkout", "-q", "main")
+    assert_healthy_doctor(project)
