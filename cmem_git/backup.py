@@ -12,6 +12,7 @@ taken when it is already a complete JSON object (some files simply end that way)
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import re
@@ -90,10 +91,13 @@ def _refused(name: str) -> bool:
 
 
 def back_up(repo: pygit2.Repository, base: pygit2.Tree | None, source: Source,
-            transform: Transform | None = None) -> FileBackup | None:
+            transform: Transform | None = None,
+            continued_elsewhere: Callable[[str], bool] | None = None) -> FileBackup | None:
     """The changes that bring the stored copy of `source` up to the file; None when there are
     none, or when the file on disk is only an older read of what is stored. `transform`
-    (redaction) rewrites whole lines before they are stored."""
+    (redaction) rewrites whole lines before they are stored. `continued_elsewhere(path)` says
+    whether the stored copy holds another device's work: a file that differs from such a copy
+    is merged with it, line by line, instead of replacing it."""
     folder = subtree(base, source.stored)
     stored = chunks.listing(repo, folder)
     place = _source_map(repo, folder, stored)
@@ -109,8 +113,18 @@ def back_up(repo: pygit2.Repository, base: pygit2.Tree | None, source: Source,
     if grown and start + len(data) <= place[1]:
         return None  # nothing new, or an older read of what another hook committed
     pieces, redactions = _store_pieces(data, start, stored[-1] if grown else None, change)
-    if not grown and stored and _older_read(repo, stored, pieces):
-        return None
+    merged = False
+    if not grown and stored:
+        kept = chunks.read_range(repo, stored)
+        new = b"".join(p.data for p in pieces)
+        if kept.startswith(new):
+            return None  # an older read of what is stored
+        if _same_start(kept, new) and continued_elsewhere and continued_elsewhere(source.stored):
+            # The session went on elsewhere too (resumed on another device and merged in):
+            # keep every line of both rather than replace the other device's lines.
+            pieces, merged = _as_pieces(merge_lines(kept, new)), True
+            if b"".join(p.data for p in pieces) == kept:
+                return None
     changes: dict[str, pygit2.Oid | None] = {
         f"{source.stored}/{c.name}": None for c in stored if not grown or c is stored[-1]}
     for piece in pieces:
@@ -124,7 +138,8 @@ def back_up(repo: pygit2.Repository, base: pygit2.Tree | None, source: Source,
     last = pieces[-1] if pieces else None
     after = (last.offset + len(last.data), last.line + chunks.count_lines(last.data)) \
         if last else (0, 0)
-    return FileBackup(source, changes, before, after, rewritten=not grown and bool(stored),
+    return FileBackup(source, changes, before, after,
+                      rewritten=not grown and bool(stored) and not merged,
                       redactions=redactions - counted)
 
 
@@ -155,10 +170,15 @@ def _store_pieces(data: bytes, start: int, last: chunks.Chunk | None,
     return pieces, redactions
 
 
-def _older_read(repo: pygit2.Repository, stored: list[chunks.Chunk],
-                pieces: list[_Piece]) -> bool:
-    data = b"".join(p.data for p in pieces)
-    return chunks.read_range(repo, stored, 0, len(data)) == data
+def _same_start(kept: bytes, new: bytes) -> bool:
+    """Whether two versions of a transcript begin with the same record: the same session,
+    continued differently, rather than a file rewritten from scratch."""
+    first = kept[:kept.find(b"\n") + 1]
+    return bool(first) and new.startswith(first)
+
+
+def _as_pieces(data: bytes) -> list[_Piece]:
+    return [_Piece(p.offset, p.line, p.data, source=p.data) for p in chunks.cut(data)]
 
 
 def _source_map(repo: pygit2.Repository, folder: pygit2.Tree | None,
@@ -219,3 +239,32 @@ def _is_record(line: bytes) -> bool:
         return isinstance(json.loads(line), dict)
     except (ValueError, RecursionError):
         return False
+
+
+def merge_lines(first: bytes, second: bytes) -> bytes:
+    """Every line of both, each once, in order: the longer when one extends the other, else
+    the shared prefix, then the rest of `first`, then what `second` adds to it."""
+    if second.startswith(first):
+        return second
+    if first.startswith(second):
+        return first
+    one, two = _lines(first), _lines(second)
+    shared = 0
+    while shared < min(len(one), len(two)) and one[shared] == two[shared]:
+        shared += 1
+    have = collections.Counter(one[shared:])
+    extra = []
+    for line in two[shared:]:
+        if have[line]:
+            have[line] -= 1
+        else:
+            extra.append(line)
+    return b"".join(one + extra)
+
+
+def _lines(data: bytes) -> list[bytes]:
+    """Lines with their newlines; a last line without one gets it, so lines join cleanly."""
+    lines = data.splitlines(keepends=True)
+    if lines and not lines[-1].endswith(b"\n"):
+        lines[-1] += b"\n"
+    return lines

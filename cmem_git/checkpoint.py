@@ -15,11 +15,12 @@ from typing import Callable, Mapping
 import pygit2
 
 from . import backup, memory
-from .history import format_message, size_text
-from .store import Draft, Store
+from .history import format_message, size_text, walk
+from .store import Draft, Store, lookup
 from .worktree import blob_bytes
 
 Edit = Callable[[bytes], bytes]
+_ELSEWHERE_WALK = 5000
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Request:
     trailers: tuple[tuple[str, str], ...] = ()
     subject: str | None = None
     always: bool = False  # commit even when the tree does not change (a marker commit)
+    transform: backup.Transform | None = None  # redaction
 
 
 @dataclass
@@ -55,7 +57,7 @@ def take(store: Store, request: Request, wait: float | None = None) -> Result:
 
     def build(tip: pygit2.Commit | None) -> Draft | None:
         base = tip.tree if tip is not None else None
-        result.files, result.problems = _transcripts(store.repo, base, request)
+        result.files, result.problems = _transcripts(store.repo, base, tip, request)
         changes, read, result.memory = _memory(store, base, request.edit_active)
         for item in result.files:
             changes.update(item.changes)
@@ -74,7 +76,23 @@ def take(store: Store, request: Request, wait: float | None = None) -> Result:
     return result
 
 
-def _transcripts(repo: pygit2.Repository, base: pygit2.Tree | None,
+def _from_elsewhere(repo: pygit2.Repository, tip: pygit2.Commit | None, stored: str,
+                    device: str) -> bool:
+    """Whether another device (or a merge) ever changed `stored`: then the session went on
+    elsewhere too, and a local copy that differs from it is merged rather than taken as a
+    rewrite. Only asked when the local file no longer extends what is stored."""
+    for item in walk(repo, tip.id if tip is not None else None, _ELSEWHERE_WALK):
+        commit = repo[item.id]
+        assert isinstance(commit, pygit2.Commit)
+        mine = lookup(commit.tree, stored)
+        before = lookup(commit.parents[0].tree, stored) if commit.parents else None
+        changed = (mine.id if mine else None) != (before.id if before else None)
+        if changed and (len(commit.parents) > 1 or item.trailers.get("Cmem-Device") != device):
+            return True
+    return False
+
+
+def _transcripts(repo: pygit2.Repository, base: pygit2.Tree | None, tip: pygit2.Commit | None,
                  request: Request) -> tuple[list[backup.FileBackup], list[str]]:
     if request.session_id is None or request.transcript is None:
         return [], []
@@ -84,7 +102,9 @@ def _transcripts(repo: pygit2.Repository, base: pygit2.Tree | None,
     files, problems = [], []
     for source in backup.sources(request.session_id, request.transcript):
         try:
-            item = backup.back_up(repo, base, source)
+            item = backup.back_up(repo, base, source, request.transform,
+                                  lambda stored: _from_elsewhere(repo, tip, stored,
+                                                                 request.device))
         except OSError as error:
             problems.append(f"could not read {source.path}: {error.strerror or error}")
             continue

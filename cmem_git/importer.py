@@ -21,48 +21,27 @@ one rule, the same on every run:
    line of a truncated copy) is kept in full under `transcripts/<session>/imported/<file name>`
    (`-2`, `-3` ... when that name holds something else), as chunk files like any transcript.
 
-Session documents of another claude-memory folder go to `sessions/` (a document already stored
-under any name is not added again; a different one with a taken name gets `-imported`); its other
-files (memory files, markers, logs, backups without a session id) are kept under
-`imported/claude-memory/`, where a later import replaces them and history keeps the earlier
-version. A folder `cmem init` adopted (.claude/memory itself) is already committed: there only
-files written since, and backups without a session id, are committed where they are. A marker
-(`.pending-backup-exit`, `.last-compact-backup`, ...) names a backup; a named backup outside raw/
-is imported like the others, and one that is gone is reported.
+Documents, markers and the other files of a claude-memory folder: legacy.py.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import pygit2
 
-from . import backup, checkpoint, chunks
+from . import backup, checkpoint, chunks, legacy as legacy_mod
 from .errors import CmemError
+from .legacy import Backup, mtime, valid_session
 from .store import Store, subtree
 
 EVENT = "import"
 IMPORTED = "imported"
-LEGACY = f"{IMPORTED}/claude-memory"
-RAW = "raw"
-SESSIONS = "sessions"
 
 # (done, total, what is being imported): the CLI draws a progress bar from it.
 Progress = Callable[[int, int, str], None]
-
-
-@dataclass(frozen=True)
-class Backup:
-    """One claude-memory copy of a transcript, and the session its records name."""
-
-    path: Path
-    session: str | None
-    sidechain: bool  # a subagent's records: never a session's main transcript
-    mtime: float
 
 
 @dataclass(frozen=True)
@@ -94,13 +73,13 @@ class Report:
 
 def default_legacy(memory: Path) -> Path | None:
     """The folder `cmem init` adopted, when claude-memory left backups in it."""
-    return memory if (memory / RAW).is_dir() else None
+    return legacy_mod.default_folder(memory)
 
 
 def run(store: Store, device: str, projects: Path | None, legacy: Path | None = None,
         progress: Progress | None = None) -> Report:
     report = Report()
-    backups = _legacy_backups(legacy, report) if legacy is not None else []
+    backups = legacy_mod.backups(legacy, report.problems) if legacy is not None else []
     sessions = plan(projects, backups, report)
     report.sessions = len(sessions)
     total = len(sessions) + (legacy is not None)
@@ -129,7 +108,7 @@ def plan(projects: Path | None, backups: list[Backup], report: Report) -> list[S
     sessions = []
     for sid in set(live) | set(grouped):
         found = tuple(sorted(grouped.get(sid, []), key=lambda b: (b.mtime, b.path.name)))
-        times = [_mtime(live[sid])] if sid in live else [b.mtime for b in found]
+        times = [mtime(live[sid])] if sid in live else [b.mtime for b in found]
         sessions.append(Session(sid, live.get(sid), found, max(times)))
     return sorted(sessions, key=lambda s: (s.time, s.id))
 
@@ -140,82 +119,13 @@ def _live(projects: Path, report: Report) -> dict[str, Path]:
         return {}
     found = {}
     for path in projects.glob("*.jsonl"):
-        if path.is_file() and not path.is_symlink() and _valid(path.stem):
+        if path.is_file() and not path.is_symlink() and valid_session(path.stem):
             found[path.stem] = path
     for folder in projects.iterdir():
-        if folder.is_dir() and _valid(folder.name) and folder.name not in found:
+        if folder.is_dir() and valid_session(folder.name) and folder.name not in found:
             report.problems.append(f"{folder} has subagent or tool-result files but no "
                                    f"{folder.name}.jsonl beside it: not imported")
     return found
-
-
-def _valid(session_id: str) -> bool:
-    try:
-        backup.check_session_id(session_id)
-    except CmemError:
-        return False
-    return True
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def _legacy_backups(folder: Path, report: Report) -> list[Backup]:
-    if not folder.is_dir():
-        report.problems.append(f"{folder} is not a folder: no claude-memory backups imported")
-        return []
-    raw = folder / RAW
-    found = raw.rglob("*.jsonl") if raw.is_dir() else folder.glob("*.jsonl")
-    paths = {path.resolve() for path in found}
-    paths |= set(_marked(folder, report))
-    return [_backup(p) for p in sorted(paths) if p.is_file() and not p.is_symlink()]
-
-
-def _marked(folder: Path, report: Report) -> Iterable[Path]:
-    """Backups that claude-memory's marker files name (they hold the backup's path)."""
-    for marker in sorted(folder.glob(".*backup*")):
-        if not marker.is_file() or marker.name == ".backup-log":
-            continue
-        named = marker.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-        if not named or not named[0].strip().endswith(".jsonl"):
-            continue
-        target = _resolve_marked(folder, Path(named[0].strip()))
-        if target is None:
-            report.problems.append(f"{marker} names {named[0].strip()}, which is gone")
-            continue
-        yield target.resolve()
-
-
-def _resolve_marked(folder: Path, named: Path) -> Path | None:
-    """The path as written, or the same file name in raw/ (the folder may have moved)."""
-    for candidate in (named if named.is_absolute() else folder / named, folder / RAW / named.name):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _backup(path: Path) -> Backup:
-    session, sidechain = _owner(path.read_bytes())
-    return Backup(path.resolve(), session, sidechain, _mtime(path))
-
-
-def _owner(data: bytes) -> tuple[str | None, bool]:
-    """The session of the last record naming one, and whether that record is a subagent's."""
-    for line in reversed(data.splitlines()):
-        if b'"sessionId"' not in line:
-            continue
-        try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):
-            continue
-        sid = record.get("sessionId") if isinstance(record, dict) else None
-        if isinstance(sid, str) and _valid(sid):
-            return sid, record.get("isSidechain") is True
-    return None, False
 
 
 # --- one session --------------------------------------------------------------------------
@@ -321,17 +231,9 @@ def chunk_files(path: str, data: bytes) -> dict[str, bytes]:
 
 # --- documents and the rest of a claude-memory folder ------------------------------------
 
-def _import_files(store: Store, device: str, folder: Path, backups: list[Backup],
+def _import_files(store: Store, device: str, folder: Path, found: list[Backup],
                   report: Report) -> None:
-    tip = store.tip()
-    base = tip.tree if tip else None
-    placed = {b.path for b in backups if b.session is not None}
-    loose = [b.path for b in backups if b.session is None]
-    if folder.resolve() == store.workdir.resolve():
-        wanted = _adopted_files(folder, loose)
-    else:
-        wanted = _foreign_files(folder, base, placed, loose)
-    files = {path: data for path, data in wanted.items() if not _stored(store, base, path, data)}
+    files = legacy_mod.files(store, folder, found)
     if not files:
         return
     request = checkpoint.Request(EVENT, None, None, device, files=files,
@@ -342,84 +244,6 @@ def _import_files(store: Store, device: str, folder: Path, backups: list[Backup]
     if result.commit is not None:
         report.commits.append(result.commit)
         report.files += sorted(files)
-
-
-def _stored(store: Store, base: pygit2.Tree | None, path: str, data: bytes) -> bool:
-    blob = store.blob_at(base, path)
-    return blob is not None and blob.id == pygit2.hash(data)
-
-
-def _adopted_files(folder: Path, loose: list[Path]) -> dict[str, bytes]:
-    """In the adopted folder: documents and markers written since `cmem init`, and backups no
-    session claims, committed where they are (or under imported/ when they lie outside)."""
-    paths = loose + list((folder / SESSIONS).rglob("*.md")) + list(folder.glob("session-*.md"))
-    paths += list(folder.glob(".*backup*"))
-    return {_place(p, folder, ""): p.read_bytes() for p in paths if _regular(p)}
-
-
-def _foreign_files(folder: Path, base: pygit2.Tree | None, placed: set[Path],
-                   loose: list[Path]) -> dict[str, bytes]:
-    """Another claude-memory folder: documents into sessions/, everything else but the backups
-    placed with their sessions into imported/claude-memory/."""
-    present = _blob_ids(subtree(base, SESSIONS))
-    taken = _names(subtree(base, SESSIONS))
-    files: dict[str, bytes] = {}
-    for path in _walk(folder) + [p for p in loose if not _inside(p, folder)]:
-        if path.resolve() in placed:
-            continue
-        data = path.read_bytes()
-        if not _is_document(_place(path, folder, "")):
-            files[_place(path, folder, LEGACY + "/")] = data
-        elif pygit2.hash(data) not in present:
-            present.add(pygit2.hash(data))
-            files[f"{SESSIONS}/{_document_name(taken, path.name)}"] = data
-    return files
-
-
-def _walk(folder: Path) -> list[Path]:
-    found = []
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d != ".git")
-        found += [Path(root) / n for n in sorted(names) if _regular(Path(root) / n)]
-    return found
-
-
-def _regular(path: Path) -> bool:
-    return path.is_file() and not path.is_symlink()
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    return path.resolve().is_relative_to(folder.resolve())
-
-
-def _place(path: Path, folder: Path, prefix: str) -> str:
-    """Its path in the folder behind `prefix`; a file from outside goes to imported/."""
-    if _inside(path, folder):
-        return prefix + path.resolve().relative_to(folder.resolve()).as_posix()
-    return f"{LEGACY}/{path.name}"
-
-
-def _is_document(relative: str) -> bool:
-    """claude-memory kept documents in sessions/, older versions at the top as session-*.md."""
-    return relative.endswith(".md") and (relative.startswith(f"{SESSIONS}/")
-                                         or relative.startswith("session-"))
-
-
-def _document_name(taken: set[str], name: str) -> str:
-    stem, candidate, number = name.removesuffix(".md"), name, 1
-    while candidate in taken:
-        candidate = f"{stem}-imported{'' if number == 1 else f'-{number}'}.md"
-        number += 1
-    taken.add(candidate)
-    return candidate
-
-
-def _names(tree: pygit2.Tree | None) -> set[str]:
-    return {entry.name or "" for entry in tree} if tree is not None else set()
-
-
-def _blob_ids(tree: pygit2.Tree | None) -> set[pygit2.Oid]:
-    return {entry.id for entry in tree if entry.type_str == "blob"} if tree is not None else set()
 
 
 # --- for people ---------------------------------------------------------------------------

@@ -58,18 +58,21 @@ def _insert_after_header(body: str, line: str) -> str:
     return "".join(lines[:at] + [line] + lines[at:])
 
 
+MANAGED = (END, DOC, UPDATED)
+
+
 def keep_managed(edited: bytes, synced: bytes | None, tip: bytes) -> bytes:
     """An edit made on a copy older than the tip keeps the tip's cmem lines where the edit left
     them as they were: otherwise committing the edit would silently undo, say, the pointer a
     `cmem doc save` set meanwhile."""
-    for label in (END, DOC, UPDATED):
-        mine, before, newest = (_value(text, label) for text in (edited, synced, tip))
+    for label in MANAGED:
+        mine, before, newest = (value(text, label) for text in (edited, synced, tip))
         if mine == before and newest is not None and newest != before:
             edited = set_line(edited, label, newest)
     return edited
 
 
-def _value(text: bytes | None, label: str) -> str | None:
+def value(text: bytes | None, label: str) -> str | None:
     if text is None:
         return None
     match = re.search(rf"^> {re.escape(label)}: (.*)$",

@@ -53,17 +53,17 @@ def marker(rule: str) -> str:
 
 # --- Rules, applied to decoded strings -------------------------------------------------------
 
-_Q = r"""\\*["'`]?"""  # an optional quote, escaped when the text is JSON inside a string
+_Q = r"""(?:\\*["'`])?"""  # an optional quote, escaped when the text is JSON inside a string
 _SEP = _Q + r"[ \t]*(?::=|=>|[:=])[ \t]*"  # between a name and its value: = : := =>
 _NAME_END = r"(?:s|[_.-][a-z0-9_.-]{0,30})?"  # db_password_prod, tokens; not tokenizer
-_VALUE = r"""\\*(["'`]?)([^\s"'`\\,;<>]{4,256})"""  # group 1 the quote, group 2 the value
+_VALUE = r"""(?:\\*(["'`]))?([^\s"'`\\,;<>]{4,256})"""  # the quote, then the value
 _ENV_KEYWORDS = "SECRET|TOKEN|PASSWORD|PASSWD|PWD|CREDENTIALS?|APIKEY|API_KEY|ACCESS_KEY|PRIVATE_KEY"
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _USERINFO = r"""[^\s/?#@:"'<>\\]{0,128}:([^\s/@"'<>\\]{1,256})@"""
 
 
 def _assignment(name: str, words: str) -> tuple[str, str, int]:
-    return name, rf"(?i)(?:{words}){_NAME_END}{_SEP}{_VALUE}", 2
+    return name, rf"(?i)(?:{words})({_NAME_END}){_SEP}{_VALUE}", 3
 
 
 # (name, pattern, group), in priority order: where two matches overlap the earlier rule wins.
@@ -134,37 +134,77 @@ def builtin_rules() -> tuple[Rule, ...]:
 # --- What a match must also be to count ---------------------------------------------------------
 
 _FILLER = re.compile(r"(.)\1{5}|(?i:x{4})")  # ghp_xxxxxxxx…, sk-000000…
-_PLACEHOLDER = re.compile(
-    r"(?i)[$%#{\[<*]|\.\.\.|your|example|placeholder|dummy|redacted|changeme|replace|insert|"
-    r"sample|fake|mock|^(?:null|none|nil|true|false|undefined|yes|no|on|off|string|str|bytes|"
-    r"int|integer|number|bool|boolean|object|any|required|optional|empty|default|value|secret|"
-    r"password|passwd|token|key|hidden|masked|unset|x+|-+|_+|\.+)$")
+_PLACEHOLDER = re.compile(  # ${VAR}, <token>, {{ secrets.X }}, ****, your-api-key-here, #fff
+    r"(?i)^[$%{\[<*#:@]|\$\{|\{\{|\*\*\*|\.\.\.|your|example|placeholder|dummy|redacted|changeme|"
+    r"replace|insert|sample|fake|mock|pass|secret|token|credential|^[au]rn:|"
+    r"^(?:null|none|nil|true|false|undefined|yes|no|on|off|string|str|bytes|int|integer|number|"
+    r"bool|boolean|object|any|required|optional|empty|default|value|key|pass|pwd|pw|hidden|"
+    r"masked|unset|foo|bar|baz|qux|x+|-+|_+|\.+)[.,:;!?]*$|"
+    r"(?-i:^[A-Z_]+[.,:;!?]*$)")  # KEY=VALUE, TOKEN=MY_TOKEN
 _NUMBER = re.compile(r"(?i)[0-9][0-9.,:_-]*[a-z]{0,3}")
 _PATH = re.compile(r"(?:\.{0,2}/|~/|[A-Za-z]:\\|https?://[^@]*$)")
-_CODE = re.compile(r"(?:[A-Za-z_$][\w$]*\.)+[A-Za-z_$][\w$]*|[A-Za-z_][A-Za-z_-]*")
+_FILE_NAME = re.compile(r"\.(?:[ch]|o|py|js|ts|go|rs|rb|java|json|ya?ml|toml|txt|md|pem|key|crt|"
+                        r"cer|log|sh|cfg|conf|ini|env|lock|html|css|xml)$")
+_CODE = re.compile(r"(?:[A-Za-z_$][\w$]*\.)+[A-Za-z_$][\w$]*|[A-Za-z_-]+")
+_UUID_RE = re.compile(_UUID)
 _NAME_NOT_SECRET = re.compile(r"_(?:ID|PATH|FILE|DIR|NAME|TYPE|URL|URI|HOST|PORT|LENGTH|SIZE|COUNT"
                               r"|TTL|EXPIRY|EXPIRES|HEADER|PREFIX|ALGORITHM|ENDPOINT|FORMAT)$")
 _STRONG_ENV = re.compile(_ENV_KEYWORDS)
+_BRACKETS = re.compile(r"[()\[\]{}|]")
+_MARKER = re.compile(r"\[REDACTED:[^\]]*\]")
 
 
 def _credible(value: str, quoted: bool) -> bool:
-    """A value that could be a real secret, not a placeholder, a number, a path or code."""
+    """A value that could be a real secret: not a placeholder (or a value that names itself,
+    `mypassword`), a number, a path, a file name or code."""
     if _PLACEHOLDER.search(value) or _NUMBER.fullmatch(value) or _PATH.match(value):
         return False
-    if "(" in value or "=" in value.rstrip("="):
+    if _BRACKETS.search(value) or "=" in value.rstrip("=") or _FILE_NAME.search(value):
+        return False  # code: f(x), env["X"], Optional[str], true|false, a=b; bot.py
+    return quoted or not (_CODE.fullmatch(value) or _is_name(value))
+
+
+def _is_name(value: str) -> bool:
+    """Made of words, as identifiers are (`PKCS7PrivateKeyTypes`, `Ec2InstanceMetadata`); a
+    random token breaks into many one-letter pieces."""
+    if not value.isalnum():
         return False
-    return quoted or not _CODE.fullmatch(value)
+    return all(len(w) > 1 or w.isdigit() for w in _WORDS.findall(value))
+
+
+_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 
 def _closed(m: re.Match[str]) -> bool:
     """Whether the value's opening quote is closed right after it (so it is a whole literal)."""
-    quote = m.group(1)
-    rest = m.string[m.end(2):m.end(2) + 4].lstrip("\\")
+    quote = m.group(2)
+    rest = m.string[m.end(3):m.end(3) + 4].lstrip("\\")
     return bool(quote) and rest.startswith(quote)
 
 
 def _assigned(m: re.Match[str]) -> bool:
-    return _credible(m.group(2), _closed(m))
+    """A password or secret may be a plain word when it is a quoted literal."""
+    return not _NOT_A_VALUE.search(m.group(1)) and _credible(m.group(3), _closed(m))
+
+
+def _assigned_token(m: re.Match[str]) -> bool:
+    """A token or API key is machine-made: never a plain word, quoted or not (`Token: "bold"`
+    is a style), at least 20 characters (`token: OAuth2Token`, 16-hex digests are not), not a
+    uuid (AWS `ClientToken`s and other idempotency tokens are) nor a page cursor (`NextToken`)."""
+    value, before = m.group(3), m.string[max(0, m.start() - 16):m.start()]
+    if len(value) < 20 or _UUID_RE.fullmatch(value) or _PAGING.search(before):
+        return False
+    return not _NOT_A_VALUE.search(m.group(1)) and _credible(value, quoted=False)
+
+
+# A name that holds something about the secret, not the secret: password_hash, token_type.
+_NOT_A_VALUE = re.compile(
+    r"(?i)[_.-](?:id|path|file|dir|name|type|url|uri|host|port|length|len|min|max|size|count|ttl|"
+    r"expiry|expires|header|prefix|algorithm|encryption|hash|policy|format|field|label|prompt|"
+    r"hint|reset|required|confirm|confirmation|strength|endpoint|env|var|last[_-]?used|changed|"
+    r"created|updated|status|state|enabled|age)$")
+_PAGING = re.compile(r"(?i)(?:next|page|continuation|pagination|starting|sync|cursor|marker)"
+                     r"[_-]?$")
 
 
 def _env(m: re.Match[str]) -> bool:
@@ -180,14 +220,21 @@ def _entropy(text: str) -> float:
 
 
 def _random(m: re.Match[str]) -> bool:
-    """Looks machine-made: ≥ 4 bits/char, upper, lower and digits; not a uuid or hex digest."""
+    """Looks machine-made: ≥ 4 bits/char with upper, lower and digits; not hex (a git SHA), a
+    uuid or a file path."""
     text = m.group(1)
-    classes = (any(c.isupper() for c in text), any(c.islower() for c in text),
-               any(c.isdigit() for c in text))
-    if not all(classes) or re.fullmatch(r"[0-9a-fA-F-]+", text) or "/" in text.strip("/")[:-1] \
-            and text.count("/") > 1:
+    if not (any(c.isupper() for c in text) and any(c.islower() for c in text)
+            and any(c.isdigit() for c in text)):
+        return False
+    if _HEX.fullmatch(text) or _PATH.match(text) or _PATH_TAIL.search(text) or "=" in text.rstrip("="):
+        return False  # a git SHA, a path, `sha256=…` in a RECORD file
+    if _CODE.fullmatch(text):  # ed25519.Ed25519PublicKey.from_public_bytes
         return False
     return _entropy(text) >= 4.0 and not _PLACEHOLDER.search(text)
+
+
+_HEX = re.compile(r"[0-9a-fA-F-]+")
+_PATH_TAIL = re.compile(r"/.*\.[A-Za-z]{1,5}$")
 
 
 def _mixed(m: re.Match[str]) -> bool:
@@ -197,7 +244,10 @@ def _mixed(m: re.Match[str]) -> bool:
 
 
 def _url(m: re.Match[str]) -> bool:
-    return not _PLACEHOLDER.search(m.group(1))
+    """A URL's password: not a placeholder (`user:pass@`, `:${PASSWORD}@`) nor a few characters
+    of a URL-parsing example (`user:b@host`)."""
+    value = m.group(1)
+    return len(value) >= 4 and not value.isdigit() and not _PLACEHOLDER.search(value)
 
 
 def _url_token(m: re.Match[str]) -> bool:
@@ -215,15 +265,20 @@ _CHECKS: dict[str, Callable[[re.Match[str]], bool]] = {
     "database-password": _url, "url-password": _url, "url-token": _url_token,
     "authorization-header": _url, "basic-auth": _url, "env-secret": _env,
     "password-assignment": _assigned, "secret-assignment": _assigned,
-    "token-assignment": _assigned, "api-key-assignment": _assigned, "high-entropy": _random,
+    "token-assignment": _assigned_token, "api-key-assignment": _assigned_token, "high-entropy": _random,
 }
 
 
 # --- Gates: the pre-filter over raw bytes -------------------------------------------------------
 
 # After a keyword, in the raw JSON bytes (lowercased): a name's tail and an operator, inside a
-# string (`password=`, `token: `, `\"secret\": `) or as a record's own key (`"password":"`) ...
-_G_ASSIGN = rb"""[a-z0-9_.-]{0,40}(?:"[ \t]*:[ \t]*"|(?:\\+["'`]|['`])?(?:[ \t]|\\t)*[:=])"""
+# string (`password=`, `token: `, `\"secret\": `) or as a record's own key (`"password":"`), then
+# the start of a value the rules could accept: quoted, right after `=` (.env), or holding a
+# character other than letters, `_` and `-` (`tool_id`, `thread_key` are code, not secrets) ...
+_G_VALUE = (rb"""(?:\\*["'`]|(?=[^\s"'`\\,;<>]{4})"""
+            rb"""(?:[a-z_-]{0,255}[^a-z_\-\s"'`\\,;<>]|[a-z_-]{20}))""")
+_G_ASSIGN = (rb"""[a-z0-9_.-]{0,40}(?:"[ \t]*:[ \t]*"|=(?:\\*["'])?[^\s"'`\\]{3}"""
+             rb"""|(?:\\+["'`]|['`])?(?:[ \t]|\\t)*(?::=|=>|[:=])(?:[ \t]|\\t)*""" + _G_VALUE + rb")")
 # ... or a short gap and 20 token characters (high-entropy); `"` and `\` are escaped in raw bytes.
 _G_GAP = rb"""s?(?:[ "'`:=>(\[{,\\]{1,12}|[ ]+is:?[ ]+)[a-z0-9+/_=.-]{20}"""
 _G_KEYWORD = rb"(?:" + _G_ASSIGN + rb"|" + _G_GAP + rb")"
@@ -232,41 +287,50 @@ _ASSIGNED = ("env-secret", "high-entropy")
 
 @dataclass(frozen=True)
 class _Gate:
-    pattern: re.Pattern[bytes]  # starts with a literal byte: `re` scans for it quickly
+    pattern: re.Pattern[bytes]
     lower: bool  # run over the ASCII-lowercased bytes
     kinds: tuple[tuple[str, ...], ...]  # per capture group (the branch that fired): the rules
     # whose matches can hold such a hit; a gate without groups has one kind
 
 
+def _gate(source: bytes, lower: bool, *kinds: tuple[str, ...]) -> _Gate:
+    return _Gate(re.compile(source), lower, kinds)
+
+
+# Each gate starts with a literal byte, which `re` scans for quickly, and each branch after it
+# with a literal too, which `re` dispatches on quickly. A gate may consume only bytes that cannot
+# hold its own first byte, and looks at the rest: one hit must never hide the next (`key=sk-…`).
 _GATES = (
-    _Gate(re.compile(rb"w(?:(?:(?<=passw)(?:ord|d)|(?<=pw)d)(" + _G_KEYWORD + rb")|(?<=tw)(ilio))"),
-          True, (("password-assignment",) + _ASSIGNED, ("twilio-key",))),
-    _Gate(re.compile(rb"k(?:(?<=tok)(en" + _G_KEYWORD + rb")|(ey" + _G_KEYWORD + rb")|(?<=herok)(u)"
-                     rb"|(-)(?<=sk-)|(?<=hooks\.slack)(\.com/)|(?<=webhook)(s/))"),
-          True, (("token-assignment", "aws-session-token") + _ASSIGNED,
-                 ("api-key-assignment", "aws-secret-key", "azure-storage-key", "datadog-api-key")
-                 + _ASSIGNED, ("heroku-api-key",), ("anthropic-key", "openai-key"),
-                 ("slack-webhook",), ("discord-webhook",))),
-    _Gate(re.compile(rb"cr(?:(?<=secr)et|edential)" + _G_KEYWORD),
-          True, (("secret-assignment", "aws-secret-key") + _ASSIGNED,)),
-    _Gate(re.compile(rb"z(?:(?<=authoriz)(ation)|(?<=aiz)(a)[0-9a-z_-]{35})"),
-          True, (("authorization-header", "basic-auth"), ("google-api-key",))),
-    _Gate(re.compile(rb"_(?=[a-z0-9]{16})(?:(?<=gh[pousr]_)()|(?<=github_pat_)()|(?<=npm_)()"
-                     rb"|(?<=hf_)()|(?<=shp(?:at|ca|pa|ss)_)()|(?<=do[por]_v1_)()"
-                     rb"|(?<=[sr]k_(?:live|test)_)()|(?<=whsec_)())"),
-          True, (("github-token",), ("github-pat",), ("npm-token",), ("huggingface-token",),
-                 ("shopify-token",), ("digitalocean-token",), ("stripe-key",),
-                 ("stripe-webhook-secret",))),
-    _Gate(re.compile(rb"-(?<=[tbposuix]-)(?:(?<=glpat-)()|(?<=glptt-)()|(?<=glrt-)()"
-                     rb"|(?<=xox[abposr]-)()|(?<=xapp-)()|(?<=pypi-)()|(?<=hrku-)())"),
-          True, (("gitlab-token",),) * 3 + (("slack-token",), ("slack-app-token",),
-                                             ("pypi-token",), ("heroku-api-key",))),
-    _Gate(re.compile(rb"://[^\s/@]{0,400}@"),
-          False, (("database-password", "url-password", "url-token"),)),
-    _Gate(re.compile(rb"IA(?<=A[KS]IA)[0-9A-Z]{16}"), False, (("aws-access-key",),)),
-    _Gate(re.compile(rb"J(?<=eyJ)[A-Za-z0-9_-]{8}"), False, (("jwt",),)),
-    _Gate(re.compile(rb"G(?:(?<=SG)(\.)[A-Za-z0-9_-]{22}\.|(?<=-----BEG)(IN)|(OCSPX-))"),
-          False, (("sendgrid-key",), ("private-key",), ("google-client-secret",))),
+    _gate(rb"w(?:(?:ord(?<=password)|d(?<=passwd)|d(?<=pwd))()(?=" + _G_KEYWORD + rb")"
+          rb"|ilio()(?<=twilio))",
+          True, ("password-assignment",) + _ASSIGNED, ("twilio-key",)),
+    _gate(rb"k(?:e(?:n()(?<=token)(?=" + _G_KEYWORD + rb")|y()(?=" + _G_KEYWORD + rb"))"
+          rb"|u()(?<=heroku)|-()(?<=sk-)(?=[a-z0-9_-]{20})|\.com/()(?<=hooks\.slack\.com/)"
+          rb"|s/()(?<=webhooks/))",
+          True, ("token-assignment", "aws-session-token") + _ASSIGNED,
+          ("api-key-assignment", "aws-secret-key", "azure-storage-key", "datadog-api-key")
+          + _ASSIGNED, ("heroku-api-key",), ("anthropic-key", "openai-key"), ("slack-webhook",),
+          ("discord-webhook",)),
+    _gate(rb"cr(?:et(?<=secret)|edential)(?=" + _G_KEYWORD + rb")",
+          True, ("secret-assignment", "aws-secret-key") + _ASSIGNED),
+    _gate(rb"z(?:ation()(?<=authorization)(?=(?:[\\\"'` :=>]|\\t){1,16}(?:bearer|token|basic))"
+          rb"|a()(?<=aiza)(?=[0-9a-z_-]{35}))",
+          True, ("authorization-header", "basic-auth"), ("google-api-key",)),
+    _gate(rb"_(?=[a-z0-9]{16})(?:(?<=gh[pousr]_)()|(?<=github_pat_)()|(?<=npm_)()|(?<=hf_)()"
+          rb"|(?<=shp(?:at|ca|pa|ss)_)()|(?<=do[por]_v1_)()|(?<=[sr]k_(?:live|test)_)()"
+          rb"|(?<=whsec_)())",
+          True, ("github-token",), ("github-pat",), ("npm-token",), ("huggingface-token",),
+          ("shopify-token",), ("digitalocean-token",), ("stripe-key",), ("stripe-webhook-secret",)),
+    _gate(rb"-(?<=[tbposuix]-)(?:(?<=glpat-)()|(?<=glptt-)()|(?<=glrt-)()|(?<=xox[abposr]-)()"
+          rb"|(?<=xapp-)()|(?<=pypi-)()|(?<=hrku-)())",
+          True, ("gitlab-token",), ("gitlab-token",), ("gitlab-token",), ("slack-token",),
+          ("slack-app-token",), ("pypi-token",), ("heroku-api-key",)),
+    _gate(rb"""://(?=[^\s/@"\\]{0,400}@)""",
+          False, ("database-password", "url-password", "url-token")),
+    _gate(rb"IA(?<=A[KS]IA)(?=[0-9A-Z]{16})", False, ("aws-access-key",)),
+    _gate(rb"J(?<=eyJ)(?=[A-Za-z0-9_-]{8})", False, ("jwt",)),
+    _gate(rb"G(?:\.()(?<=SG\.)(?=[A-Za-z0-9_-]{22}\.)|IN()(?<=-----BEGIN)|OCSPX-())",
+          False, ("sendgrid-key",), ("private-key",), ("google-client-secret",)),
 )
 # Every kind of hit, numbered: a hit is (offset, kind); kinds past these are the extra rules.
 _KINDS = tuple(kind for gate in _GATES for kind in gate.kinds)
@@ -281,6 +345,12 @@ def _gate_hits(data: bytes) -> list[Hit]:
         hits += [(m.start(), first + (m.lastindex or 1) - 1)
                  for m in gate.pattern.finditer(lower if gate.lower else data)]
     return hits
+
+
+@lru_cache(maxsize=None)
+def _guarded(kind: int) -> tuple[tuple[int, Rule], ...]:
+    """The built-in rules, with their priority, whose matches a hit of this kind may lie in."""
+    return tuple((i, rule) for i, rule in enumerate(builtin_rules()) if rule.name in _KINDS[kind])
 
 
 # --- Finding rule matches near a hit --------------------------------------------------------------
@@ -332,45 +402,121 @@ class _Line:
     hits: tuple[Hit, ...]  # offsets relative to the line
 
 
-_DECODER = json.JSONDecoder()
-_COLON = re.compile(r"[ \t\r\n]*:[ \t\r\n]*")
+_RECORD = re.compile(rb"[ \t\r]*\{")
+_COLON = re.compile(rb"[ \t\r\n]*:[ \t\r\n]*")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+Span = tuple[int, int, str]  # (start, end, rule) of a secret in a string
 
 
-def _string_tokens(text: str) -> Iterator[tuple[int, int, str, int]]:
-    """(start, end, value, key start) of each string value in valid JSON `text`; key start is
-    where the value's key token begins, or the value's own start when it has none."""
-    key_start, key_end = -1, -1
-    pos = text.find('"')
-    while pos >= 0:
-        value, end = _DECODER.raw_decode(text, pos)
-        colon = _COLON.match(text, end)
-        if colon is not None:  # a key: remember it for the value that follows
-            key_start, key_end = pos, colon.end()
-        else:
-            yield pos, end, value, key_start if key_end == pos else pos
-        pos = text.find('"', end)
+def _valid_json(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
-def _decoded_offset(text: str, start: int, offset: int) -> int:
-    """Where `offset` of the JSON text falls in the decoded value of the string token at `start`."""
-    raw = text[start + 1:max(offset, start + 1)]
-    if "\\" not in raw:
-        return len(raw)
-    for cut in range(len(raw), max(len(raw) - 6, 0) - 1, -1):  # not in the middle of an escape
+# The rest of a JSON string, up to its closing quote; matched inside a look-ahead and taken with
+# a back-reference, so a string that does not end in range fails at once instead of backtracking.
+_REST_OF_STRING = re.compile(rb'(?=([^"\\]*(?:\\.[^"\\]*)*))\1"')
+_STRING = re.compile(rb'"(?=([^"\\]*(?:\\.[^"\\]*)*))\1"')
+_OPENING_QUOTE = re.compile(rb'"(?=(?:\\\\)*(?!\\))')  # in reversed bytes: `"` after even `\`s
+
+
+def _string_at(line: bytes, at: int, reversed_line: bytes) -> tuple[int, int]:
+    """(opening quote, end) of the string token around byte `at` of a valid JSON line. Every gate
+    hit is inside a string: outside them JSON has only punctuation, numbers, true/false/null.
+    UTF-8 continuation bytes are never `"` or `\\`, so the bytes can be searched directly."""
+    opening = _OPENING_QUOTE.search(reversed_line, len(line) - at)
+    rest = _REST_OF_STRING.match(line, at)
+    if opening is None or rest is None:
+        raise ValueError("not inside a JSON string")
+    return len(line) - 1 - opening.start(), rest.end()
+
+
+def _strings_at(line: bytes, hits: Sequence[Hit]) -> Iterator[tuple[int, int, None]]:
+    """The string tokens the hits (ascending) are in, each once."""
+    backwards, end = line[::-1], -1
+    for at, _ in hits:
+        if at >= end:
+            start, end = _string_at(line, at, backwards)
+            yield start, end, None
+
+
+_BEFORE, _AFTER = 256, 4096  # the window around a hit: more than any rule looks back or reaches
+
+
+def _window(line: bytes, at: int) -> tuple[str, int, str | None] | None:
+    """(decoded text, offset of `at` in it, the string itself when it is a key) for the part of
+    the string around byte `at` within _BEFORE/_AFTER bytes; None when that cannot be told."""
+    low = _quote_before(line, at, max(0, at - _BEFORE))
+    rest = _REST_OF_STRING.match(line, at, at + _AFTER)
+    high = -1 if rest is None else rest.end() - 1
+    start, end = max(0, at - _BEFORE) if low < 0 else low + 1, len(line) if high < 0 else high
+    if high < 0 and end > at + _AFTER:
+        end = at + _AFTER
+    for skip in range(6):  # a window edge may cut an escape or a UTF-8 sequence
         try:
-            return len(json.loads(f'"{raw[:cut]}"'))
+            text = json.loads(b'"' + line[start + skip:end - skip] + b'"')
+            offset = len(json.loads(b'"' + line[start + skip:at] + b'"'))
         except ValueError:
             continue
-    return 0
+        is_key = low >= 0 and high >= 0 and _COLON.match(line, high + 1) is not None
+        return text, offset, text if is_key else None
+    return None
 
 
-def _encode(value: str) -> str:
+def _quote_before(line: bytes, at: int, limit: int) -> int:
+    """The nearest unescaped `"` before `at` and from `limit`; -1 if there is none."""
+    pos = line.rfind(b'"', limit, at)
+    while pos > 0 and _escaped(line, pos):
+        pos = line.rfind(b'"', limit, pos)
+    return pos
+
+
+def _escaped(line: bytes, pos: int) -> bool:
+    first = pos
+    while first > 0 and line[first - 1] == 0x5C:  # backslash
+        first -= 1
+    return (pos - first) % 2 == 1
+
+
+def _value_after(line: bytes, end: int) -> tuple[int, int] | None:
+    """The string value that follows the key token ending at `end`, if the token is a key."""
+    colon = _COLON.match(line, end)
+    if colon is None or line[colon.end():colon.end() + 1] != b'"':
+        return None
+    rest = _REST_OF_STRING.match(line, colon.end() + 1)
+    return None if rest is None else (colon.end(), rest.end())
+
+
+def _offsets(token: bytes, ats: list[int]) -> list[int]:
+    """Where bytes `ats` (ascending) of a JSON string token fall in its decoded value. No gate hit
+    is inside an escape (`\\n`, `\\u00e9`): gates start at letters, `_`, `-` and `:`."""
+    if token.isascii() and b"\\" not in token:
+        return [at - 1 for at in ats]
+    result, done, length = [], 1, 0
+    for at in ats:
+        length += len(json.loads(b'"' + token[done:at] + b'"'))
+        result.append(length)
+        done = at
+    return result
+
+
+def _encode(value: str) -> bytes:
     """A JSON string as Claude Code writes it (JSON.stringify): UTF-8, lone surrogates escaped."""
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False))
+    text = json.dumps(value, ensure_ascii=False)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode("utf-8")
 
 
-def _char_hits(line: bytes, text: str, hits: tuple[Hit, ...]) -> list[Hit]:
+def _string_tokens(line: bytes) -> Iterator[tuple[int, int, tuple[int, int] | None]]:
+    """(start, end, value) of every string token of a valid JSON line, where value is the span
+    of the string value that follows when the token is a key."""
+    for token in _STRING.finditer(line):
+        yield token.start(), token.end(), _value_after(line, token.end())
+
+
+def _char_hits(line: bytes, text: str, hits: Sequence[Hit]) -> list[Hit]:
     if len(line) == len(text):
         return list(hits)
     return [(len(line[:h].decode("utf-8", "surrogateescape")), g) for h, g in hits]
@@ -381,8 +527,16 @@ def _preview(secret: str) -> str:
     return f"{secret[:shown]}…{secret[len(secret) - shown:]}" if shown else "…"
 
 
-def _overlaps(kept: list[tuple[int, int, str]], start: int, end: int) -> bool:
+def _overlaps(kept: list[Span], start: int, end: int) -> bool:
     return any(start < e and s < end for s, e, _ in kept)
+
+
+def _apply(text: str, spans: list[Span]) -> tuple[str, list[_Found]]:
+    spans = sorted(spans)
+    found = [_Found(rule, start, text[start:end]) for start, end, rule in spans]
+    for start, end, rule in reversed(spans):
+        text = text[:start] + marker(rule) + text[end:]
+    return text, found
 
 
 # --- The redactor -------------------------------------------------------------------------------
@@ -423,89 +577,115 @@ class Redactor:
     def _candidates(self, data: bytes) -> list[_Line]:
         """The lines the gates (and the extra rules) point at, with where in them."""
         lines: dict[int, tuple[int, list[Hit]]] = {}
-        for hit, gate in sorted(set(_gate_hits(data) + self._extra_hits(data))):
+        for hit, kind in sorted(set(_gate_hits(data) + self._extra_hits(data))):
             start = data.rfind(b"\n", 0, hit) + 1
             if start not in lines:
                 end = data.find(b"\n", hit)
                 lines[start] = (len(data) if end < 0 else end, [])
-            lines[start][1].append((hit - start, gate))
+            lines[start][1].append((hit - start, kind))
         return [_Line(start, end, tuple(hits)) for start, (end, hits) in lines.items()]
 
     def _extra_hits(self, data: bytes) -> list[Hit]:
-        """Extra rules have no gate: they are searched in the raw text, so a match that spans a
-        JSON escape (a newline, a quote) is not seen."""
+        """Extra rules have no gate: a line is looked at when one matches its raw text (so not
+        when the match would span a JSON escape such as a newline or a quote)."""
         if not self._extra:
             return []
         text = data.decode("utf-8", "surrogateescape")
-        hits = [(m.start(), len(_KINDS) + i) for i, rule in enumerate(self._extra)
-                for m in rule.pattern.finditer(text)]
+        hits = [(m.start(), len(_KINDS)) for rule in self._extra for m in rule.pattern.finditer(text)]
         if data.isascii():
             return hits
-        return [(len(text[:s].encode("utf-8", "surrogateescape")), g) for s, g in hits]
+        return [(len(text[:s].encode("utf-8", "surrogateescape")), k) for s, k in hits]
 
-    def _line(self, line: bytes, hits: tuple[Hit, ...]) -> tuple[bytes, list[_Found]]:
-        try:
-            text = line.decode("utf-8")
-            json.loads(text)
-        except (ValueError, RecursionError):
-            text = line.decode("utf-8", "surrogateescape")
-            new, found = self._replace(text, _char_hits(line, text, hits), None)
-            return (new.encode("utf-8", "surrogateescape") if found else line), found
-        return self._json_line(text, _char_hits(line, text, hits))
+    def _line(self, line: bytes, hits: Sequence[Hit]) -> tuple[bytes, list[_Found]]:
+        """A record is searched string by string, without parsing the whole line: a gate hit is
+        always inside a string, found from the nearest unescaped quotes. Anything else (a line
+        that is not a record, a hit that is not in a string) is searched as raw text."""
+        if _RECORD.match(line):
+            extra = any(kind >= len(_KINDS) for _, kind in hits)
+            try:
+                if not extra and not any(self._suspect(line, at, kind) for at, kind in hits):
+                    return line, []
+                if not extra:
+                    return self._json_line(line, hits, _strings_at(line, hits))
+                if _valid_json(line):  # an extra rule's match may be anywhere: every string
+                    return self._json_line(line, hits, _string_tokens(line))
+            except ValueError:
+                pass  # a truncated record: its last string is not closed
+        text = line.decode("utf-8", "surrogateescape")
+        new, found = self._replace(text, _char_hits(line, text, hits), None, everywhere=True)
+        return (new.encode("utf-8", "surrogateescape") if found else line), found
 
-    def _json_line(self, text: str, hits: list[Hit]) -> tuple[bytes, list[_Found]]:
-        pieces: list[str] = []
-        done, found = 0, list[_Found]()
-        for start, end, value, key_start in _string_tokens(text):
-            here = [(_decoded_offset(text, start, h), g) for h, g in hits if start <= h < end]
-            keyed = key_start < start and any(key_start <= h < start for h, _ in hits)
-            if not here and not keyed:
-                continue
-            key = _DECODER.raw_decode(text, key_start)[0] if keyed else None
-            new, replaced = self._replace(value, here, key)
-            if replaced:
-                pieces += [text[done:start], _encode(new)]
-                done, found = end, found + replaced
-        if not found:
-            return text.encode("utf-8"), found
-        return ("".join(pieces) + text[done:]).encode("utf-8"), found
+    def _suspect(self, line: bytes, at: int, kind: int) -> bool:
+        """Whether a rule may match near a hit, judged from a decoded window of its string (a
+        Read result is often tens of KB): the exact search runs only where this says yes."""
+        window = _window(line, at)
+        if window is None:
+            return True
+        text, offset, key = window
+        if key is not None and _SECRET_KEY.search(key):
+            return True
+        return any(self._counts(rule, m) for _, rule in _guarded(kind)
+                   for m in _near(rule, text, offset))
 
-    def _replace(self, text: str, hits: list[Hit], key: str | None) -> tuple[str, list[_Found]]:
-        spans = sorted(self._spans(text, hits, key))
-        found = [_Found(rule, start, text[start:end]) for start, end, rule in spans]
-        for start, end, rule in reversed(spans):
-            text = text[:start] + marker(rule) + text[end:]
-        return text, found
+    def _json_line(self, line: bytes, hits: Sequence[Hit],
+                   strings: Iterator[tuple[int, int, tuple[int, int] | None]]) -> \
+            tuple[bytes, list[_Found]]:
+        """Each string value with a hit in it (or in its key) gets its secrets replaced."""
+        values: dict[tuple[int, int], tuple[int, int] | None] = {}
+        for start, end, value in strings:
+            after = value or _value_after(line, end)
+            if after is not None:  # a key: its value is looked at with it
+                values[after] = (start, end)
+            else:
+                values.setdefault((start, end), None)
+        edits: list[tuple[int, int, bytes]] = []
+        found: list[_Found] = []
+        for (start, end), key in sorted(values.items()):
+            new, here = self._string(line, start, end, key, hits)
+            if here:
+                edits.append((start, end, new))
+                found += here
+        return _splice(line, edits), found
 
-    def _spans(self, text: str, hits: list[Hit], key: str | None) -> list[tuple[int, int, str]]:
-        """Where the secrets are in one string: (start, end, rule), never overlapping; where two
-        rules' matches overlap, the rule listed first wins."""
-        matches = sorted({(priority, m.start(rule.group), m.end(rule.group))
-                          for hit, kind in hits for priority, rule in self._guarded(kind)
-                          for m in _near(rule, text, hit) if self._counts(rule, m)})
-        names = [rule.name for rule in self._rules()]
-        kept: list[tuple[int, int, str]] = []
-        for priority, start, end in matches:
+    def _string(self, line: bytes, start: int, end: int, key: tuple[int, int] | None,
+                hits: Sequence[Hit]) -> tuple[bytes, list[_Found]]:
+        token = line[start:end]
+        inside = [(h - start, k) for h, k in hits if start <= h < end and k < len(_KINDS)]
+        inside = list(zip(_offsets(token, [h for h, _ in inside]), [k for _, k in inside]))
+        name = json.loads(line[key[0]:key[1]]) if key is not None and any(
+            key[0] <= h < key[1] for h, _ in hits) else None
+        new, found = self._replace(json.loads(token), inside, name,
+                                   everywhere=any(k >= len(_KINDS) for _, k in hits))
+        return (_encode(new) if found else token), found
+
+    def _replace(self, text: str, hits: list[Hit], key: str | None,
+                 everywhere: bool) -> tuple[str, list[_Found]]:
+        spans = self._spans(text, hits, everywhere)
+        if key is not None and not spans and self._secret_field(key, text):
+            spans.append((0, len(text), JSON_FIELD))
+        return _apply(text, spans)
+
+    def _spans(self, text: str, hits: list[Hit], everywhere: bool) -> list[Span]:
+        """Where the secrets are in one string, never overlapping; where two rules' matches
+        overlap, the rule listed first wins. Extra rules search the whole string."""
+        rules = builtin_rules() + self._extra
+        near = {(priority, m.start(rule.group), m.end(rule.group))
+                for hit, kind in hits if kind < len(_KINDS) for priority, rule in _guarded(kind)
+                for m in _near(rule, text, hit) if self._counts(rule, m)}
+        extra = {(len(builtin_rules()) + i, m.start(rule.group), m.end(rule.group))
+                 for i, rule in enumerate(self._extra) if everywhere
+                 for m in rule.pattern.finditer(text) if self._counts(rule, m)}
+        kept: list[Span] = []
+        for priority, start, end in sorted(near | extra):
             if end > start and not _overlaps(kept, start, end):
-                kept.append((start, end, names[priority]))
-        if key is not None and not kept and self._secret_field(key, text):
-            kept.append((0, len(text), JSON_FIELD))
+                kept.append((start, end, rules[priority].name))
         return kept
-
-    def _rules(self) -> tuple[Rule, ...]:
-        return builtin_rules() + self._extra
-
-    def _guarded(self, kind: int) -> list[tuple[int, Rule]]:
-        """The rules (with their priority) whose matches a hit of this kind may lie in."""
-        rules = self._rules()
-        if kind >= len(_KINDS):
-            index = len(builtin_rules()) + kind - len(_KINDS)
-            return [(index, rules[index])]
-        return [(i, r) for i, r in enumerate(rules) if r.name in _KINDS[kind]]
 
     def _counts(self, rule: Rule, m: re.Match[str]) -> bool:
         secret = m.group(rule.group)
         if any(a.fullmatch(secret) or a.fullmatch(m.group(0)) for a in self._allow):
+            return False
+        if _MARKER.search(m.group(0)):  # already redacted: `https://[REDACTED:url-token]@host`
             return False
         if rule.name != "private-key" and _FILLER.search(secret):
             return False
@@ -518,3 +698,13 @@ class Redactor:
         if any(c.isspace() for c in value) or _FILLER.search(value):
             return False
         return _credible(value, quoted=True) and not any(a.fullmatch(value) for a in self._allow)
+
+
+def _splice(line: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
+    if not edits:
+        return line
+    pieces, done = [], 0
+    for start, end, new in edits:
+        pieces += [line[done:start], new]
+        done = end
+    return b"".join(pieces) + line[done:]

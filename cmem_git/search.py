@@ -7,15 +7,10 @@ changes one session's last chunk), and a blob is scanned the first time it turns
 shown for a match is when cmem first stored it (the record's own `timestamp` is shown beside it,
 never used to filter: SPEC, times come from commits).
 
-A 1 GiB history cannot be parsed record by record in reasonable time, so each chunk's bytes are
-searched first with a bytes regex built from the pattern as it appears inside JSON (`"` as `\\"`,
-a newline as `\\n`, non-ASCII as itself or `\\uXXXX`); only the lines it hits are parsed, and the
+Each blob's raw bytes are searched first (matching.py); only the lines hit are parsed, and the
 pattern is then checked against the record's text, which gives its role and the context shown.
 A record appears in several blobs when its file grows (the old and new last chunk) or is
 rewritten, so matches are deduplicated by (session, line bytes); a document's by (path, line).
-
-`--regex` patterns are run first over the raw JSON line, so a regex that can only match decoded
-text (anchors, quotes, newlines, backslashes) makes the search parse every record instead.
 """
 
 from __future__ import annotations
@@ -26,11 +21,11 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 import pygit2
-from pygit2.enums import Option, SortMode
+from pygit2.enums import SortMode
 
 from . import render
 from .backup import ROOT
-from .errors import CmemError
+from .matching import Hit, Matcher, scan
 from .output import paint, when
 from .store import Store
 
@@ -38,7 +33,6 @@ ROLES = ("user", "assistant", "tool")
 CONTEXT = 70  # characters of context on each side of a match
 _CHUNK = re.compile(r"^(\d{12})-(\d{9})$")
 _SPACE = re.compile(r"\s+")
-_DECODED_ONLY = re.compile(r'\^|\$|\\[AZnrtbB]|"|\\\\')
 
 
 # Keys whose values only name a kind; keys a known record's roles already cover.
@@ -71,7 +65,7 @@ class Match:
 
     def rendered(self) -> str | None:
         """The whole record as `cmem diff` shows it."""
-        if self.role == "document":
+        if not self.file.endswith(".jsonl"):
             return self.line_bytes.decode("utf-8", "replace")
         return render.record(self.line_bytes)
 
@@ -83,126 +77,44 @@ class _Blob:
     commit: pygit2.Commit
 
 
-class BadPattern(CmemError):
-    hint = "check the regular expression, or search for the text as it is (without --regex)"
-
-
-class Matcher:
-    """The pattern twice: a raw finder for chunk bytes, a str regex for record text."""
-
-    def __init__(self, query: Query) -> None:
-        if not query.pattern:
-            raise BadPattern("the pattern is empty")
-        flags = re.IGNORECASE if query.ignore_case else 0
-        source = query.pattern if query.regex else re.escape(query.pattern)
-        try:
-            self.text = re.compile(source, flags | re.MULTILINE)
-        except re.error as error:
-            raise BadPattern(f"invalid regular expression {query.pattern!r}: {error}") from None
-        if query.regex:
-            self.raw_json = self.raw_text = Raw(_raw_regex(query.pattern, flags))
-        else:
-            self.raw_json = Raw.of(_forms_per_char(query.pattern, query.ignore_case, True), flags)
-            self.raw_text = Raw.of(_forms_per_char(query.pattern, query.ignore_case, False),
-                                   flags)
-
-
-class Raw:
-    """Finds the pattern in raw bytes: `bytes.find` for a plain literal (several times faster
-    than a regex), a bytes regex otherwise."""
-
-    def __init__(self, regex: re.Pattern[bytes] | None, literal: bytes = b"") -> None:
-        self.regex = regex
-        self.literal = literal
-
-    @classmethod
-    def of(cls, forms: list[list[bytes]], flags: int) -> Raw:
-        if not flags and all(len(f) == 1 for f in forms):
-            return cls(None, b"".join(f[0] for f in forms))
-        parts = [f[0] if len(f) == 1 else b"(?:" + b"|".join(f) + b")"
-                 for f in ([re.escape(x) for x in each] for each in forms)]
-        return cls(re.compile(b"".join(parts), flags))
-
-    def find(self, data: bytes, position: int) -> tuple[int, int] | None:
-        if self.regex is None:
-            start = data.find(self.literal, position)
-            return None if start == -1 else (start, start + len(self.literal))
-        hit = self.regex.search(data, position)
-        return None if hit is None else hit.span()
-
-
-def _raw_regex(pattern: str, flags: int) -> re.Pattern[bytes]:
-    if _DECODED_ONLY.search(pattern):
-        return re.compile(rb"(?m)^")  # every line is a candidate
-    return re.compile(pattern.encode("utf-8"), flags)
-
-
-def _forms_per_char(pattern: str, ignore_case: bool, json_forms: bool) -> list[list[bytes]]:
-    """For each character, the byte strings it may be stored as: plain UTF-8 text, or inside a
-    JSON string (escaped, or as \\uXXXX). ASCII case is left to re.IGNORECASE."""
-    result = []
-    for char in pattern:
-        variants = {char}
-        if ignore_case and not char.isascii():
-            variants |= {char.lower(), char.upper(), char.casefold()}
-        result.append(sorted({form for v in variants for form in _forms(v, json_forms)}))
-    return result
-
-
-def _forms(text: str, json_forms: bool) -> set[bytes]:
-    if not json_forms:
-        return {text.encode("utf-8", "surrogatepass")}
-    forms = {json.dumps(text, ensure_ascii=False)[1:-1].encode("utf-8", "surrogatepass")}
-    ascii_form = json.dumps(text)[1:-1]
-    forms.add(ascii_form.encode())
-    if ascii_form.startswith("\\u"):  # \u00e9 or \u00E9: writers differ
-        forms.add(("\\u" + ascii_form[2:].upper()).encode())
-    return forms
-
-
 def search(store: Store, query: Query) -> Iterator[Match]:
     """Matches in the order their lines were first stored, oldest first."""
     tip = store.tip()
     if tip is None:
         return
-    matcher = Matcher(query)
+    matcher = Matcher(query.pattern, query.regex, query.ignore_case)
+    blobs = list(_blobs(store.repo, tip.id, query))
+    places = [_where(blob.path) for blob in blobs]
+    hits = scan(str(store.gitdir), [(b.oid, w.records) for b, w in zip(blobs, places)], matcher)
     seen: set[tuple[str | None, bytes]] = set()
-    # libgit2 checks every object's SHA-1 as it reads it, which halves the speed of reading
-    # a large history; git itself does not on read (`git fsck` is where objects are checked).
-    pygit2.option(Option.ENABLE_STRICT_HASH_VERIFICATION, False)
-    try:
-        for blob in _blobs(store.repo, tip.id, query):
-            yield from _scan(store.repo, blob, matcher, query, seen)
-    finally:
-        pygit2.option(Option.ENABLE_STRICT_HASH_VERIFICATION, True)
+    for blob, where, lines in zip(blobs, places, hits):
+        yield from _matches(blob, where, lines, matcher, query, seen)
 
 
 # --- which blobs ---------------------------------------------------------------------------
 
 def _blobs(repo: pygit2.Repository, tip: pygit2.Oid, query: Query) -> Iterator[_Blob]:
     """Each blob worth searching once, with the oldest commit that holds it."""
-    trees: set[pygit2.Oid] = set()
-    blobs: set[pygit2.Oid] = set()
+    seen: set[pygit2.Oid] = set()  # trees and blobs: a tree seen holds nothing new
     order = SortMode.TOPOLOGICAL | SortMode.TIME | SortMode.REVERSE
     for commit in repo.walk(tip, order):
-        for path, oid in _new_blobs(repo, commit.tree, "", trees, query):
-            if oid not in blobs:
-                blobs.add(oid)
-                yield _Blob(path, oid, commit)
+        for path, oid in _new_blobs(repo, commit.tree, "", seen, query):
+            yield _Blob(path, oid, commit)
 
 
-def _new_blobs(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str, trees: set[pygit2.Oid],
+def _new_blobs(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str, seen: set[pygit2.Oid],
                query: Query) -> Iterator[tuple[str, pygit2.Oid]]:
-    if tree.id in trees:
-        return
-    trees.add(tree.id)
+    seen.add(tree.id)
     for entry in tree:
+        if entry.id in seen:
+            continue  # most of a commit's tree is its parent's
         path = prefix + (entry.name or "")
         if entry.type_str == "tree" and _wanted_folder(path, query):
             inner = repo[entry.id]
             assert isinstance(inner, pygit2.Tree)
-            yield from _new_blobs(repo, inner, path + "/", trees, query)
+            yield from _new_blobs(repo, inner, path + "/", seen, query)
         elif entry.type_str == "blob" and _wanted_file(path, query):
+            seen.add(entry.id)
             yield path, entry.id
 
 
@@ -245,46 +157,22 @@ def _where(path: str) -> _Where:
     return _Where(path, None, 0, path.endswith(".jsonl"))
 
 
-def _scan(repo: pygit2.Repository, blob: _Blob, matcher: Matcher, query: Query,
-          seen: set[tuple[str | None, bytes]]) -> Iterator[Match]:
-    where = _where(blob.path)
-    data = _blob_data(repo, blob.oid)
-    raw = matcher.raw_json if where.records else matcher.raw_text
+def _matches(blob: _Blob, where: _Where, lines: list[Hit], matcher: Matcher, query: Query,
+             seen: set[tuple[str | None, bytes]]) -> Iterator[Match]:
+    """The lines of one blob that really match, each line once across the whole history. A
+    line first stored before --since is remembered but not shown, so that a later blob holding
+    it again (a grown last chunk) does not show it either."""
     late = query.since is None or blob.commit.commit_time >= query.since
-    for number, line in _hit_lines(data, raw):
+    for number, line in lines:
         found = _record_match(line, where, matcher, query) if where.records else \
             _text_match(line, where, matcher, query)
         if found is None:
             continue
         key = (found[0], line) if where.records else (where.file, line)
-        if key in seen:
-            continue
-        seen.add(key)
-        if late:
-            yield _match(blob, where, number, line, found)
-
-
-def _blob_data(repo: pygit2.Repository, oid: pygit2.Oid) -> bytes:
-    blob = repo[oid]
-    assert isinstance(blob, pygit2.Blob)
-    return blob.data
-
-
-def _hit_lines(data: bytes, raw: Raw) -> Iterator[tuple[int, bytes]]:
-    """(line index in the blob, line) for each line the raw finder hits, each line once."""
-    position, counted, lines = 0, 0, 0
-    while position <= len(data):
-        hit = raw.find(data, position)
-        if hit is None:
-            return
-        start = data.rfind(b"\n", 0, hit[0]) + 1
-        end = data.find(b"\n", hit[0])
-        end = len(data) if end == -1 else end
-        lines += data.count(b"\n", counted, start)
-        counted = start
-        if end > start or hit[1] > hit[0]:
-            yield lines, data[start:end]
-        position = end + 1
+        if key not in seen:
+            seen.add(key)
+            if late:
+                yield _match(blob, where, number, line, found)
 
 
 _Found = tuple[str | None, str, str, tuple[int, int], str | None]  # session, role, context, span, ts

@@ -15,17 +15,16 @@ the same tree whichever merges. The merge commit names both devices.
 
 from __future__ import annotations
 
-import collections
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 import pygit2
 
-from . import checkpoint, chunks, transport
-from .backup import ROOT
+from . import checkpoint, chunks, memory, transport
+from .backup import ROOT, merge_lines
 from .errors import CmemError
 from .history import entry, format_message
-from .store import Draft, Store, subtree
+from .store import Draft, Store, lookup, subtree
 
 ATTEMPTS = 3  # pushes lost to a concurrent push before giving up
 
@@ -49,7 +48,7 @@ class Outcome:
 def add_remote(store: Store, name: str, url: str) -> str:
     """Add a remote; a password in the URL is refused (credentials stay with git's helpers)."""
     parts = urlsplit(url)
-    if parts.password:
+    if parts.password or _token_like(parts.username):
         raise CmemError("the URL holds a password, which would be stored in plain text",
                         hint=f"use {_without_password(url)} and let git's credential helper "
                         "or ssh keep the secret")
@@ -60,10 +59,17 @@ def add_remote(store: Store, name: str, url: str) -> str:
     return url
 
 
+def _token_like(user: str | None) -> bool:
+    """GitHub and GitLab accept a token in the user name part (https://<token>@host/...)."""
+    return bool(user) and (len(user or "") >= 30 or (user or "").startswith(
+        ("ghp_", "gho_", "ghs_", "github_pat_", "glpat-", "x-access-token")))
+
+
 def _without_password(url: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or ""
-    netloc = f"{parts.username}@{host}" if parts.username else host
+    user = parts.username if parts.username and not _token_like(parts.username) else None
+    netloc = f"{user}@{host}" if user else host
     netloc += f":{parts.port}" if parts.port else ""
     return urlunsplit(parts._replace(netloc=netloc))
 
@@ -169,9 +175,60 @@ def merged_tree(store: Store, ours: pygit2.Commit,
     tree = repo[union.write_tree(repo)]
     assert isinstance(tree, pygit2.Tree)
     changes = _transcripts(repo, base, first.tree, second.tree)
+    files, texts = _memory_files(repo, base, first, second)
+    changes.update(files)
     tree_id = store.build_tree(tree, changes) if changes else tree.id
-    reported = [p for p in conflicted if not p.startswith(ROOT + "/")]
-    return tree_id, reported
+    reported = [p for p in conflicted if not p.startswith(ROOT + "/") and p not in files]
+    return tree_id, sorted(reported + texts)
+
+
+def _memory_files(repo: pygit2.Repository, base: pygit2.Tree | None, first: pygit2.Commit,
+                  second: pygit2.Commit) -> tuple[dict[str, pygit2.Oid | None], list[str]]:
+    """Memory files edited on both sides, merged without the lines cmem keeps (the last exit,
+    the document pointer), which then come from the newer side: two devices each recording
+    a session end is not a conflict."""
+    newer = second if second.commit_time >= first.commit_time else first
+    changes: dict[str, pygit2.Oid | None] = {}
+    conflicts = []
+    for name in memory.FILES:
+        old, one, two = (_text(tree, name) for tree in (base, first.tree, second.tree))
+        if one is None or two is None or one == two or old in (one, two):
+            continue  # at most one side changed it: git's merge is right
+        body, conflicted = _merge_text(repo, *(memory.without_managed(t) if t is not None
+                                              else None for t in (old, one, two)))
+        for label in memory.MANAGED:
+            value = memory.value(_text(newer.tree, name), label)
+            body = memory.set_line(body, label, value) if value is not None else body
+        changes[name] = repo.create_blob(body)
+        conflicts += [name] if conflicted else []
+    return changes, conflicts
+
+
+def _text(tree: pygit2.Tree | None, name: str) -> bytes | None:
+    blob = lookup(tree, name)
+    return bytes(blob.data) if isinstance(blob, pygit2.Blob) else None
+
+
+def _merge_text(repo: pygit2.Repository, old: bytes | None, one: bytes | None,
+                two: bytes | None) -> tuple[bytes, bool]:
+    """A three-way merge of one text; where both changed the same lines, both versions are
+    kept one after the other (union), and the flag says that happened."""
+    trees = [_single(repo, data) for data in (old, one, two)]
+    probe = repo.merge_trees(*trees)
+    union = repo.merge_trees(*trees, favor=pygit2.enums.MergeFavor.UNION)
+    _settle(union)
+    merged = repo[union["text"].id]
+    assert isinstance(merged, pygit2.Blob)
+    return bytes(merged.data), bool(list(probe.conflicts or ()))
+
+
+def _single(repo: pygit2.Repository, data: bytes | None) -> pygit2.Tree:
+    builder = repo.TreeBuilder()
+    if data is not None:
+        builder.insert("text", repo.create_blob(data), pygit2.GIT_FILEMODE_BLOB)
+    tree = repo[builder.write()]
+    assert isinstance(tree, pygit2.Tree)
+    return tree
 
 
 def _path(conflict: tuple[pygit2.IndexEntry | None, ...]) -> str:
@@ -213,35 +270,6 @@ def _changed(repo: pygit2.Repository, base: pygit2.Tree | None,
     diff = repo.diff(old, new) if old is not None else new.diff_to_tree(swap=True)
     return {f"{ROOT}/{d.new_file.path.rsplit('/', 1)[0]}" for d in diff.deltas
             if d.status != pygit2.GIT_DELTA_DELETED}
-
-
-def merge_lines(first: bytes, second: bytes) -> bytes:
-    """Every line of both, each once, in order: the longer when one extends the other, else
-    the shared prefix, then the rest of `first`, then what `second` adds to it."""
-    if second.startswith(first):
-        return second
-    if first.startswith(second):
-        return first
-    one, two = _lines(first), _lines(second)
-    shared = 0
-    while shared < min(len(one), len(two)) and one[shared] == two[shared]:
-        shared += 1
-    have = collections.Counter(one[shared:])
-    extra = []
-    for line in two[shared:]:
-        if have[line]:
-            have[line] -= 1
-        else:
-            extra.append(line)
-    return b"".join(one + extra)
-
-
-def _lines(data: bytes) -> list[bytes]:
-    """Lines with their newlines; a last line without one gets it, so lines join cleanly."""
-    lines = data.splitlines(keepends=True)
-    if lines and not lines[-1].endswith(b"\n"):
-        lines[-1] += b"\n"
-    return lines
 
 
 def _message(ours: pygit2.Commit, theirs: pygit2.Commit, device: str,

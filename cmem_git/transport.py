@@ -80,13 +80,23 @@ def push(repo: Path, remote: str, branch: str, timeout: float | None = None) -> 
               and "\t" in line]
     rejected = [line for line in status if line.startswith("!")]
     if done.returncode != 0 or rejected:
-        raise TransportError("push to", remote, done.stderr + "\n".join(rejected))
+        raise TransportError("push to", remote, _without_progress(done.stderr)
+                             + "\n".join(rejected))
     match = _WRITTEN.search(done.stderr)
     sent = int(float(match[1]) * _UNITS[match[2]]) if match else 0
     return Pushed(updated=not all(line.startswith("=") for line in status), bytes_sent=sent)
 
 
+def _without_progress(stderr: str) -> str:
+    """git's message without its progress meters, which --progress adds to stderr."""
+    noise = re.compile(r"^(Enumerating|Counting|Compressing|Writing|Delta compression|Total \d)")
+    lines = [line.split("\r")[-1] for line in stderr.splitlines()]
+    return "\n".join(line for line in lines if line.strip() and not noise.match(line))
+
+
 def rejected_as_stale(error: TransportError) -> bool:
     """Whether a push lost a race (someone pushed first), which a fetch and merge resolve."""
-    return any(word in error.detail for word in ("non-fast-forward", "fetch first",
-                                                 "stale info", "[rejected]"))
+    return any(word in error.detail for word in (
+        "non-fast-forward", "fetch first", "stale info", "[rejected]",
+        # the loser of two pushes at the same instant: the server's ref lock moved under it
+        "failed to update ref", "cannot lock ref"))
