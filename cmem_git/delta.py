@@ -16,7 +16,7 @@ import pygit2
 from . import chunks, render
 from .backup import MAIN, ROOT
 from .history import ORDER
-from .store import subtree
+from .store import subtree, tree_diff
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,7 @@ def _changed_files(repo: pygit2.Repository, old: pygit2.Tree | None,
     new_root = subtree(new, ROOT)
     if new_root is None:
         return []
-    diff = (repo.diff(old_root, new_root) if old_root is not None
-            else new_root.diff_to_tree(swap=True))
+    diff = tree_diff(old_root, new_root)
     files = {f"{ROOT}/{d.new_file.path.rsplit('/', 1)[0]}" for d in diff.deltas
              if d.status != pygit2.GIT_DELTA_DELETED}
     return sorted(files)
@@ -91,7 +90,7 @@ def _extends(repo: pygit2.Repository, before: list[chunks.Chunk],
 def session_order(repo: pygit2.Repository, old: pygit2.Commit | None,
                   new: pygit2.Commit) -> list[str]:
     """Sessions in the order their commits after `old` first touched them, oldest first."""
-    walker = repo.walk(new.id, ORDER | pygit2.GIT_SORT_REVERSE)
+    walker = repo.walk(new.id, ORDER | pygit2.enums.SortMode.REVERSE)
     if old is not None:
         walker.hide(old.id)
     order: dict[str, None] = {}

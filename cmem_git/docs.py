@@ -65,7 +65,8 @@ def coalesce(store: Store, text: bytes, request: checkpoint.Request,
              now: dt.datetime | None = None) -> Document:
     """Append a "Session continuation" section for the work since the last document to it."""
     now = now or checkpoint.now()
-    previous = last(store)
+    previous = last(store, required=True)
+    assert previous is not None
     current = _file_at_tip(store, previous.path) or previous.text
     section = (f"\n\n## Session continuation ({now:%Y-%m-%d %H:%M} UTC)\n\n".encode()
                + text.strip() + b"\n")

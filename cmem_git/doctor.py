@@ -72,7 +72,10 @@ def _config(project: Path) -> list[Finding]:
 
 def _hooks(project: Path) -> list[Finding]:
     path = project_mod.settings_path(project)
-    reinstall = lambda: settings.install_hooks(path, sys.executable) and None  # noqa: E731
+
+    def reinstall() -> None:
+        settings.install_hooks(path, sys.executable)
+
     try:
         installed = settings.cmem_commands(path)
     except CmemError as error:
@@ -188,6 +191,9 @@ def _worktree(memory: Path) -> list[Finding]:
     behind = sum(1 for _ in index.diff_to_tree(repo.head.peel(pygit2.Tree)).deltas)
     if not behind:
         return []
+
+    def fix() -> None:
+        worktree.sync(repo)
+
     return [Finding("files", f"{behind} files in the index are not at the last commit",
-                    "run `cmem doctor --fix`",
-                    lambda: worktree.sync(repo) and None)]
+                    "run `cmem doctor --fix`", fix)]

@@ -19,7 +19,7 @@ FRESH_START = "fresh-start"
 BOUNDARIES = (DOCUMENT, DISCARD, FRESH_START)
 # git log's order: children before parents, then by time. Time alone misorders the many
 # commits hooks make within one second, and commits from a machine whose clock runs ahead.
-ORDER = pygit2.GIT_SORT_TOPOLOGICAL | pygit2.GIT_SORT_TIME
+ORDER = pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def since_document(repo: pygit2.Repository, tip: pygit2.Oid | None,
                    limit: int = 1000) -> tuple[Entry | None, list[Entry]]:
     """(the last boundary: a session document, discard or fresh start; the commits after it),
     newest first."""
-    after = []
+    after: list[Entry] = []
     for item in walk(repo, tip, limit):
         if item.event in BOUNDARIES:
             return item, after

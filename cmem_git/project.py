@@ -148,7 +148,8 @@ def _first_commit(store: Store, device: str, report: Report) -> None:
 
 
 def _files(root: Path) -> tuple[list[str], list[str]]:
-    files, skipped = [], []
+    files: list[str] = []
+    skipped: list[str] = []
     for folder, dirs, names in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not (folder == str(root) and d == ".git"))
         for name in sorted(names):

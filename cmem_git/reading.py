@@ -22,7 +22,7 @@ from .history import Entry, describe, since_document, size_text
 from .output import paint, when
 from .revisions import resolve
 from .status import Status, collect
-from .store import Store, lookup, subtree
+from .store import Store, lookup, subtree, tree_diff
 
 
 class NotFound(CmemError):
@@ -96,7 +96,7 @@ def commit_text(store: Store, commit: pygit2.Commit, relative: bool) -> str:
 
 def _changed_paths(repo: pygit2.Repository, old: pygit2.Tree | None,
                    new: pygit2.Tree) -> list[str]:
-    diff = repo.diff(old, new) if old is not None else new.diff_to_tree(swap=True)
+    diff = tree_diff(old, new)
     paths = set()
     for item in diff.deltas:
         path = item.new_file.path if item.status != pygit2.GIT_DELTA_DELETED else \
@@ -208,12 +208,12 @@ def delta_since(store: Store, since: str | None) -> list[delta.FileDelta]:
     tip = store.tip()
     if tip is None:
         return []
-    if since is None:
-        document, _ = since_document(store.repo, tip.id)
-        old = store.repo[document.id] if document else None
-    else:
+    old: pygit2.Commit | None = None
+    if since is not None:
         old = resolve(store, since)
-    assert old is None or isinstance(old, pygit2.Commit)
+    else:
+        document, _ = since_document(store.repo, tip.id)
+        old = store.repo[document.id].peel(pygit2.Commit) if document else None
     return delta.chronological(store.repo, old, tip)
 
 

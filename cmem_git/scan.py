@@ -15,6 +15,7 @@ import pygit2
 from .chunks import CHUNK_NAME
 from .history import ORDER
 from .redact import Redactor
+from .store import tree_diff
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ def scan(repo: pygit2.Repository, tip: pygit2.Oid, hide: pygit2.Oid | None,
     """Findings in the blobs the commits from `tip` back to (not including) `hide` added."""
     hits: list[Hit] = []
     seen: set[pygit2.Oid] = set()
-    walker = repo.walk(tip, ORDER | pygit2.GIT_SORT_REVERSE)
+    walker = repo.walk(tip, ORDER | pygit2.enums.SortMode.REVERSE)
     if hide is not None:
         walker.hide(hide)
     for commit in walker:
@@ -56,10 +57,7 @@ def _place(path: str) -> tuple[str, int]:
 
 def _added(repo: pygit2.Repository, commit: pygit2.Commit) -> Iterator[tuple[str, pygit2.Oid]]:
     """Blobs this commit adds or changes (against its first parent, or all of a root)."""
-    if commit.parents:
-        diff = repo.diff(commit.parents[0].tree, commit.tree)
-    else:
-        diff = commit.tree.diff_to_tree(swap=True)
+    diff = tree_diff(commit.parents[0].tree if commit.parents else None, commit.tree)
     for delta in diff.deltas:
         if delta.status != pygit2.GIT_DELTA_DELETED:
             yield delta.new_file.path, delta.new_file.id

@@ -161,7 +161,7 @@ class Store:
     def _swap(self, old: pygit2.Commit | None, new: pygit2.Oid) -> bool:
         """Compare-and-swap: move the branch to `new` only if it still points at `old`."""
         refs = self.repo.references
-        message = f"cmem: {self.repo[new].message.splitlines()[0]}"
+        message = f"cmem: {self.repo[new].peel(pygit2.Commit).message.splitlines()[0]}"
         try:
             if old is None:
                 refs.create(self.branch, new)
@@ -191,6 +191,11 @@ class Store:
     def blob_at(self, tree: pygit2.Tree | None, path: str) -> pygit2.Blob | None:
         obj = lookup(tree, path)
         return obj if isinstance(obj, pygit2.Blob) else None
+
+
+def tree_diff(old: pygit2.Tree | None, new: pygit2.Tree) -> pygit2.Diff:
+    """What changed from `old` (None: nothing) to `new`."""
+    return old.diff_to_tree(new) if old is not None else new.diff_to_tree(swap=True)
 
 
 def lookup(tree: pygit2.Tree | None, path: str) -> pygit2.Object | None:

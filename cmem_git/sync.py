@@ -24,7 +24,7 @@ from . import checkpoint, chunks, memory, transport
 from .backup import ROOT, merge_lines
 from .errors import CmemError
 from .history import entry, format_message
-from .store import Draft, Store, lookup, subtree
+from .store import Draft, Store, lookup, subtree, tree_diff
 
 ATTEMPTS = 3  # pushes lost to a concurrent push before giving up
 
@@ -214,8 +214,8 @@ def _merge_text(repo: pygit2.Repository, old: bytes | None, one: bytes | None,
     """A three-way merge of one text; where both changed the same lines, both versions are
     kept one after the other (union), and the flag says that happened."""
     trees = [_single(repo, data) for data in (old, one, two)]
-    probe = repo.merge_trees(*trees)
-    union = repo.merge_trees(*trees, favor=pygit2.enums.MergeFavor.UNION)
+    probe = repo.merge_trees(trees[0], trees[1], trees[2])
+    union = repo.merge_trees(trees[0], trees[1], trees[2], favor=pygit2.enums.MergeFavor.UNION)
     _settle(union)
     merged = repo[union["text"].id]
     assert isinstance(merged, pygit2.Blob)
@@ -232,7 +232,7 @@ def _single(repo: pygit2.Repository, data: bytes | None) -> pygit2.Tree:
 
 
 def _path(conflict: tuple[pygit2.IndexEntry | None, ...]) -> str:
-    return next(entry.path for entry in conflict if entry is not None)
+    return next(str(entry.path) for entry in conflict if entry is not None)
 
 
 def _settle(index: pygit2.Index) -> None:
@@ -267,7 +267,7 @@ def _changed(repo: pygit2.Repository, base: pygit2.Tree | None,
     new = subtree(tree, ROOT)
     if new is None:
         return set()
-    diff = repo.diff(old, new) if old is not None else new.diff_to_tree(swap=True)
+    diff = tree_diff(old, new)
     return {f"{ROOT}/{d.new_file.path.rsplit('/', 1)[0]}" for d in diff.deltas
             if d.status != pygit2.GIT_DELTA_DELETED}
 

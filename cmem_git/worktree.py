@@ -65,7 +65,7 @@ def _apply(repo: pygit2.Repository, index: pygit2.Index, path: str, want: pygit2
         index.add(path)  # stats the file we wrote, so `git status` need not hash it again
     else:
         _carry_managed_lines(repo, file, path, have, want)
-        index.add(pygit2.IndexEntry(path, want, pygit2.GIT_FILEMODE_BLOB))
+        index.add(pygit2.IndexEntry(path, want, pygit2.enums.FileMode.BLOB))
     return replaceable
 
 
