@@ -100,7 +100,7 @@ def back_up(repo: pygit2.Repository, base: pygit2.Tree | None, source: Source,
     is merged with it, line by line, instead of replacing it."""
     folder = subtree(base, source.stored)
     stored = chunks.listing(repo, folder)
-    place = _source_map(repo, folder, stored)
+    place = _source_map(repo, base, source.stored, stored)
     change = transform or _unchanged
     with open(source.path, "rb") as handle:
         grown, counted = _grown(repo, handle, stored, place, change)
@@ -131,10 +131,9 @@ def back_up(repo: pygit2.Repository, base: pygit2.Tree | None, source: Source,
         changes[f"{source.stored}/{piece.name}"] = repo.create_blob(piece.data)
     if not changes:
         return None
-    if transform is not None or isinstance(lookup(folder, SOURCE_MAP), pygit2.Blob):
-        end = start + len(data)
-        mapped = f"{end - len(pieces[-1].source)} {end}\n".encode() if pieces else b"0 0\n"
-        changes[f"{source.stored}/{SOURCE_MAP}"] = repo.create_blob(mapped)
+    mapped = _new_map(repo, pieces, start + len(data))
+    if mapped is not None or lookup(base, source.stored + SOURCE_MAP) is not None:
+        changes[source.stored + SOURCE_MAP] = mapped
     last = pieces[-1] if pieces else None
     after = (last.offset + len(last.data), last.line + chunks.count_lines(last.data)) \
         if last else (0, 0)
@@ -144,7 +143,10 @@ def back_up(repo: pygit2.Repository, base: pygit2.Tree | None, source: Source,
 
 
 Transform = Callable[[bytes], "tuple[bytes, int]"]
-SOURCE_MAP = "source"  # "<file offset of the last chunk> <file offset of its end>"
+# Beside a stored file whose chunks differ from the file (redaction): "<file offset of the last
+# chunk> <file offset of its end>". Outside the chunk folder, so that its chunks alone still
+# concatenate to the stored transcript.
+SOURCE_MAP = ".source"
 
 
 @dataclass(frozen=True)
@@ -181,12 +183,20 @@ def _as_pieces(data: bytes) -> list[_Piece]:
     return [_Piece(p.offset, p.line, p.data, source=p.data) for p in chunks.cut(data)]
 
 
-def _source_map(repo: pygit2.Repository, folder: pygit2.Tree | None,
+def _new_map(repo: pygit2.Repository, pieces: list[_Piece], end: int) -> pygit2.Oid | None:
+    """The map for the new last chunk; None (no map) where stored and file offsets agree."""
+    last = pieces[-1] if pieces else None
+    if last is None or (last.data == last.source and last.offset == end - len(last.source)):
+        return None
+    return repo.create_blob(f"{end - len(last.source)} {end}\n".encode())
+
+
+def _source_map(repo: pygit2.Repository, base: pygit2.Tree | None, path: str,
                 stored: list[chunks.Chunk]) -> tuple[int, int]:
     """(file offset where the last chunk's bytes start, where they end). Without redaction
     these are the stored offsets; with it the stored copy differs in length, so they are
     kept in a small blob beside the chunks."""
-    blob = lookup(folder, SOURCE_MAP)
+    blob = lookup(base, path + SOURCE_MAP)
     if isinstance(blob, pygit2.Blob):
         try:
             first, end = bytes(blob.data).split()

@@ -10,11 +10,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import pygit2
 
 from . import backup, memory
+from .config import Config
+
+if TYPE_CHECKING:
+    from .redact import Redactor
 from .history import format_message, size_text, walk
 from .store import Draft, Store, lookup
 from .worktree import blob_bytes
@@ -35,7 +39,6 @@ class Request:
     trailers: tuple[tuple[str, str], ...] = ()
     subject: str | None = None
     always: bool = False  # commit even when the tree does not change (a marker commit)
-    transform: backup.Transform | None = None  # redaction
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Result:
     files: list[backup.FileBackup] = field(default_factory=list)
     memory: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    redactions: int = 0  # in files given as they are (imports)
 
     @property
     def added(self) -> tuple[int, int]:
@@ -57,18 +61,23 @@ def take(store: Store, request: Request, wait: float | None = None) -> Result:
 
     def build(tip: pygit2.Commit | None) -> Draft | None:
         base = tip.tree if tip is not None else None
-        result.files, result.problems = _transcripts(store.repo, base, tip, request)
+        result.redactions = 0
+        result.files, result.problems = _transcripts(store.repo, base, tip, request,
+                                                     store.filter)
         changes, read, result.memory = _memory(store, base, request.edit_active)
         for item in result.files:
             changes.update(item.changes)
         for path, data in request.files.items():
+            if store.filter is not None and path.startswith(backup.ROOT + "/"):
+                data, count = store.filter(data)
+                result.redactions += count
             changes[path] = store.repo.create_blob(data)
         if not changes and not request.always:
             return None
         tree = store.build_tree(base, changes)
         if base is not None and tree == base.id and not request.always:
             return None
-        return Draft(tree, _message(request, result), read)
+        return Draft(tree, _message(request, result, store.filter is not None), read)
 
     result.commit = store.commit(build, wait)
     result.problems += store.warnings
@@ -93,7 +102,8 @@ def _from_elsewhere(repo: pygit2.Repository, tip: pygit2.Commit | None, stored: 
 
 
 def _transcripts(repo: pygit2.Repository, base: pygit2.Tree | None, tip: pygit2.Commit | None,
-                 request: Request) -> tuple[list[backup.FileBackup], list[str]]:
+                 request: Request, transform: backup.Transform | None
+                 ) -> tuple[list[backup.FileBackup], list[str]]:
     if request.session_id is None or request.transcript is None:
         return [], []
     problem = _unusable(request.transcript)
@@ -102,7 +112,7 @@ def _transcripts(repo: pygit2.Repository, base: pygit2.Tree | None, tip: pygit2.
     files, problems = [], []
     for source in backup.sources(request.session_id, request.transcript):
         try:
-            item = backup.back_up(repo, base, source, request.transform,
+            item = backup.back_up(repo, base, source, transform,
                                   lambda stored: _from_elsewhere(repo, tip, stored,
                                                                  request.device))
         except OSError as error:
@@ -162,7 +172,7 @@ def _index_ids(store: Store) -> dict[str, pygit2.Oid]:
     return ids
 
 
-def _message(request: Request, result: Result) -> str:
+def _message(request: Request, result: Result, redacting: bool) -> str:
     added_bytes, added_lines = result.added
     session = (request.session_id or "")[:8]
     summary = f"+{added_lines} records, {size_text(added_bytes)}" if result.files else "memory files"
@@ -170,10 +180,10 @@ def _message(request: Request, result: Result) -> str:
     subject = request.subject or f"{request.event} {session}: {summary}{detail}".replace("  ", " ")
     body = [f"{f.source.stored}: {_change(f)}" for f in result.files]
     body += [f"{name}: updated" for name in result.memory]
-    return format_message(subject, body, _trailers(request, result))
+    return format_message(subject, body, _trailers(request, result, redacting))
 
 
-def _trailers(request: Request, result: Result) -> list[tuple[str, str]]:
+def _trailers(request: Request, result: Result, redacting: bool) -> list[tuple[str, str]]:
     trailers = [("Cmem-Event", request.event)]
     if request.session_id:
         trailers.append(("Cmem-Session", request.session_id))
@@ -194,6 +204,9 @@ def _trailers(request: Request, result: Result) -> list[tuple[str, str]]:
         trailers.append(("Cmem-Rewritten", ", ".join(rewritten)))
     if result.memory:
         trailers.append(("Cmem-Memory", ", ".join(result.memory)))
+    if redacting and (result.files or request.files):
+        count = result.redactions + sum(f.redactions for f in result.files)
+        trailers.append(("Cmem-Redactions", str(count)))
     return trailers + list(request.trailers)
 
 
@@ -201,6 +214,25 @@ def _change(item: backup.FileBackup) -> str:
     if item.rewritten:
         return f"rewritten, now {item.after[1]} lines, {size_text(item.after[0], signed=False)}"
     return f"+{item.after[1] - item.before[1]} lines, {size_text(item.after[0] - item.before[0])}"
+
+
+def redaction(config: Config) -> backup.Transform | None:
+    """The transcript filter the config asks for: secrets replaced, counted."""
+    if not config.redaction:
+        return None
+    redactor = secret_rules(config)
+
+    def transform(data: bytes) -> tuple[bytes, int]:
+        clean, counts = redactor.redact(data)
+        return clean, sum(counts.values())
+
+    return transform
+
+
+def secret_rules(config: Config) -> Redactor:
+    from .redact import Redactor  # its rules compile at import: only when they are needed
+
+    return Redactor(config.redaction_extra, config.redaction_allow)
 
 
 def now() -> dt.datetime:

@@ -8,22 +8,27 @@ CMEM_DEBUG=1) and exit status 3.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import click
+import pygit2
 
-from . import __version__, checkpoint, docs, doctor as doctor_mod, hooks, restore as restore_mod, sync as sync_mod, paths, project as project_mod, reading, revisions, importer, search as search_mod
+from . import __version__, checkpoint, scan as scan_mod, docs, doctor as doctor_mod, hooks, restore as restore_mod, sync as sync_mod, paths, project as project_mod, reading, revisions, importer, search as search_mod
 from .backup import check_session_id
-from .config import load_config
+from .config import Config, load_config
 from .errors import CmemError, NotInitialized
 from .history import Filter, describe, log as history_log
 from .output import colour_enabled, is_terminal, paint, when
 from .store import Store
+
+if TYPE_CHECKING:
+    from .redact import Redactor
 
 
 def _project_here() -> Path:
@@ -84,8 +89,12 @@ def hook(event: str) -> None:
     hooks.main(event)
 
 
-def _store() -> Store:
-    return Store.open(paths.memory_dir(_project_here()))
+def _store(project: Path | None = None) -> Store:
+    """The project's memory repository, with the config's redaction on every write path."""
+    project = project or _project_here()
+    store = Store.open(paths.memory_dir(project))
+    store.filter = checkpoint.redaction(load_config(paths.config_path(project)))
+    return store
 
 
 def _emit(text: str) -> None:
@@ -276,7 +285,7 @@ def doc_save(file: str | None, title: str | None, session: str | None) -> None:
     """
     project = _project_here()
     text = _read_input(file)
-    store = Store.open(paths.memory_dir(project))
+    store = _store(project)
     saved = docs.save(store, project, text, title, _request(project, "document", session))
     click.echo(f"saved {saved.path} ({str(saved.commit)[:8]})")
 
@@ -297,7 +306,7 @@ def coalesce(file: str | None, session: str | None) -> None:
     section, in one commit; afterwards nothing is pending."""
     project = _project_here()
     text = _read_input(file)
-    store = Store.open(paths.memory_dir(project))
+    store = _store(project)
     updated = docs.coalesce(store, text, _request(project, "document", session))
     click.echo(f"updated {updated.path} ({str(updated.commit)[:8]})")
 
@@ -307,7 +316,7 @@ def coalesce(file: str | None, session: str | None) -> None:
 def discard(session: str | None) -> None:
     """Mark the backups since the last document as dealt with (history keeps them)."""
     project = _project_here()
-    store = Store.open(paths.memory_dir(project))
+    store = _store(project)
     count = len(docs.pending(store))
     commit = docs.discard(store, _request(project, "discard", session))
     click.echo(f"marked {count} pending backups as dealt with ({str(commit)[:8]})")
@@ -323,7 +332,7 @@ def fresh_start(yes: bool) -> None:
     project = _project_here()
     if not yes and sys.stdin.isatty():
         click.confirm("Reset the memory files to the templates?", abort=True)
-    store = Store.open(paths.memory_dir(project))
+    store = _store(project)
     commit = docs.fresh_start(store, _request(project, "fresh-start", None))
     click.echo(f"memory files reset ({str(commit)[:8]}); `cmem show HEAD~1:active-context.md` "
                "shows the previous version")
@@ -405,19 +414,35 @@ def pull(name: str | None) -> None:
     _report_outcome(sync_mod.pull(_store(), name, _device()))
 
 
+_ALLOW_SECRETS = click.option(
+    "--allow-secrets", is_flag=True,
+    help="Push even when `cmem scan` finds secrets in the commits being pushed.")
+
+
+def _secrets(allow: bool) -> Redactor | None:
+    return None if allow else checkpoint.secret_rules(_config())
+
+
+def _config() -> Config:
+    return load_config(paths.config_path(_project_here()))
+
+
 @cli.command()
 @_REMOTE_ARGUMENT
-def push(name: str | None) -> None:
-    """Push the memory to the remote. A push the remote rejects is a failure (exit 1)."""
-    _report_outcome(sync_mod.push(_store(), name))
+@_ALLOW_SECRETS
+def push(name: str | None, allow_secrets: bool) -> None:
+    """Push the memory to the remote. Commits the remote lacks are scanned for secrets first;
+    a push the remote rejects is a failure (exit 1)."""
+    _report_outcome(sync_mod.push(_store(), name, secrets=_secrets(allow_secrets)))
 
 
 @cli.command(name="sync")
 @_REMOTE_ARGUMENT
 @click.option("--quiet", is_flag=True, help="Print nothing on success.")
-def sync_command(name: str | None, quiet: bool) -> None:
+@_ALLOW_SECRETS
+def sync_command(name: str | None, quiet: bool, allow_secrets: bool) -> None:
     """Commit local edits, fetch, merge and push; retried when another device pushed first."""
-    outcome = sync_mod.sync(_store(), name, _device())
+    outcome = sync_mod.sync(_store(), name, _device(), secrets=_secrets(allow_secrets))
     if not quiet:
         _report_outcome(outcome)
 
@@ -432,7 +457,7 @@ def restore(session: str, folder: Path | None, rev: str, force: bool) -> None:
     """Write a session's transcript and subagents back where Claude Code keeps them, so
     `claude --resume <id>` works here. A longer local file is never truncated."""
     project = _project_here()
-    store = Store.open(paths.memory_dir(project))
+    store = _store(project)
     commit = revisions.resolve(store, rev)
     session_id = reading.session_id(store, commit, session)
     target = folder or paths.transcripts_dir(project)
@@ -483,7 +508,7 @@ def import_command(projects_dir: Path | None, legacy: Path | None) -> None:
     transcripts/<session>/imported/.
     """
     project = _project_here()
-    store = Store.open(paths.memory_dir(project))
+    store = _store(project)
     device = load_config(paths.config_path(project)).device
     legacy = legacy or importer.default_legacy(paths.memory_dir(project))
     with _progress("importing") as progress:
@@ -522,6 +547,32 @@ def search_command(pattern: str, session: str | None, since: str | None, role: s
         found = bool(lines)
     if not found:
         raise SystemExit(1)
+
+
+@cli.command(name="scan")
+@click.argument("revisions", metavar="[RANGE]", required=False)
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+def scan_command(revisions: str | None, as_json: bool) -> None:
+    """Find secrets already committed: in all history, in what REV reaches, or in A..B.
+    Exit status 1 when something is found (like a linter)."""
+    store = _store()
+    tip, hide = _range(store, revisions)
+    hits = scan_mod.scan(store.repo, tip, hide, checkpoint.secret_rules(_config()))
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(h) for h in hits], indent=2))
+    for hit in [] if as_json else hits:
+        click.echo(f"{hit.commit[:8]} {hit.path}:{hit.line + 1}: {hit.rule} {hit.preview}")
+    if hits:
+        raise SystemExit(1)
+    if not as_json:
+        click.echo("no secrets found")
+
+
+def _range(store: Store, spec: str | None) -> tuple[pygit2.Oid, pygit2.Oid | None]:
+    if spec and ".." in spec:
+        old, _, new = spec.partition("..")
+        return revisions.resolve(store, new or "HEAD").id, revisions.resolve(store, old).id
+    return revisions.resolve(store, spec or "HEAD").id, None
 
 
 @cli.command(name="help")

@@ -121,6 +121,7 @@ def _start(event: Event, project: Path) -> _Run:
     except CmemError as error:
         config = Config()
         problems.append(f"{error}; using default settings until it is fixed")
+    store.filter = checkpoint.redaction(config)
     return _Run(event, project, store, config, problems)
 
 
@@ -163,7 +164,9 @@ def background_sync(environ: Mapping[str, str]) -> int:
         return 0
     store = Store.open(paths.memory_dir(project))
     try:
-        sync.sync(store, None, load_config(paths.config_path(project)).device, _SYNC_TIMEOUT)
+        config = load_config(paths.config_path(project))
+        store.filter = checkpoint.redaction(config)
+        sync.sync(store, None, config.device, _SYNC_TIMEOUT, checkpoint.secret_rules(config))
     except Exception as error:  # recorded, never raised: nobody is waiting for this process
         errorlog.record(store.gitdir, "background sync", _describe(error))
     return 0
@@ -174,7 +177,8 @@ def _sync_now(run_: _Run) -> str | None:
     fatal, and the context says how far behind or ahead the memory is."""
     remote = sync.default_remote(run_.store)
     try:
-        outcome = sync.sync(run_.store, remote, run_.config.device, _SYNC_TIMEOUT)
+        outcome = sync.sync(run_.store, remote, run_.config.device, _SYNC_TIMEOUT,
+                            checkpoint.secret_rules(run_.config))
     except CmemError as error:
         run_.problems.append(f"sync with {remote} failed: {error}")
         return None

@@ -8,14 +8,16 @@ proportional to what is new.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pygit2
 
 from .chunks import CHUNK_NAME
 from .history import ORDER
-from .redact import Redactor
 from .store import tree_diff
+
+if TYPE_CHECKING:
+    from .redact import Redactor
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,9 @@ class Store:
         self.workdir = Path(repo.workdir)
         self.gitdir = Path(repo.path)
         self.warnings: list[str] = []
+        # What every transcript byte passes through before it is written (redaction). It
+        # lives here, beside the object writes, so that no write path can skip it.
+        self.filter: Callable[[bytes], tuple[bytes, int]] | None = None
         # libgit2 writes loose objects at zlib level 1 whatever core.compression says; level 6
         # (git's own default) keeps the repository near gzip size at ~12 ms per MiB written.
         objects = str(self.gitdir / "objects")

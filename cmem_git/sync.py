@@ -16,15 +16,19 @@ the same tree whichever merges. The merge commit names both devices.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import pygit2
 
-from . import checkpoint, chunks, memory, transport
+from . import checkpoint, chunks, memory, scan, transport
 from .backup import ROOT, merge_lines
 from .errors import CmemError
 from .history import entry, format_message
 from .store import Draft, Store, lookup, subtree, tree_diff
+
+if TYPE_CHECKING:
+    from .redact import Redactor
 
 ATTEMPTS = 3  # pushes lost to a concurrent push before giving up
 
@@ -109,16 +113,41 @@ def pull(store: Store, remote: str | None, device: str, timeout: float | None = 
     return outcome
 
 
-def push(store: Store, remote: str | None, timeout: float | None = None) -> Outcome:
+def push(store: Store, remote: str | None, timeout: float | None = None,
+         secrets: Redactor | None = None) -> Outcome:
+    """Push the branch; with `secrets`, commits the remote lacks are scanned first and a
+    finding stops the push (transcripts pushed are out of the user's hands)."""
     outcome = Outcome(_remote(store, remote))
-    if store.tip() is None:
+    tip = store.tip()
+    if tip is None:
         raise SyncError("nothing to push: the memory repository has no commits")
+    if secrets is not None:
+        _refuse_secrets(store, outcome.remote, tip.id, secrets)
     pushed = transport.push(store.workdir, outcome.remote, _branch(store), timeout)
     outcome.pushed, outcome.bytes_sent = pushed.updated, pushed.bytes_sent
     return outcome
 
 
-def sync(store: Store, remote: str | None, device: str, timeout: float | None = None) -> Outcome:
+def _refuse_secrets(store: Store, remote: str, tip: pygit2.Oid, secrets: Redactor) -> None:
+    tracking = store.repo.references.get(f"refs/remotes/{remote}/{_branch(store)}")
+    hits = scan.scan(store.repo, tip, tracking.peel(pygit2.Commit).id if tracking else None,
+                     secrets)
+    if hits:
+        shown = "; ".join(f"{h.rule} in {h.path} line {h.line + 1} ({h.commit[:8]})"
+                          for h in hits[:5])
+        more = f" and {len(hits) - 5} more" if len(hits) > 5 else ""
+        raise SecretsFound(f"not pushed: {len(hits)} secrets in commits {remote} does not have "
+                           f"yet: {shown}{more}",
+                           hint="`cmem scan` lists them; turn `redaction: true` on in "
+                           "cmem.yaml for new backups, or push anyway with --allow-secrets")
+
+
+class SecretsFound(SyncError):
+    pass
+
+
+def sync(store: Store, remote: str | None, device: str, timeout: float | None = None,
+         secrets: Redactor | None = None) -> Outcome:
     """Commit local edits of the memory files, then fetch, merge, push; a push that loses a
     race to another device fetches and merges again."""
     _remote(store, remote)
@@ -126,7 +155,7 @@ def sync(store: Store, remote: str | None, device: str, timeout: float | None = 
     for attempt in range(ATTEMPTS):
         outcome = pull(store, remote, device, timeout)
         try:
-            pushed = push(store, outcome.remote, timeout)
+            pushed = push(store, outcome.remote, timeout, secrets)
         except transport.TransportError as error:
             if attempt + 1 < ATTEMPTS and transport.rejected_as_stale(error):
                 continue
@@ -174,7 +203,7 @@ def merged_tree(store: Store, ours: pygit2.Commit,
     _settle(union)
     tree = repo[union.write_tree(repo)]
     assert isinstance(tree, pygit2.Tree)
-    changes = _transcripts(repo, base, first.tree, second.tree)
+    changes = _transcripts(repo, base, first.tree, second.tree, store.filter)
     files, texts = _memory_files(repo, base, first, second)
     changes.update(files)
     tree_id = store.build_tree(tree, changes) if changes else tree.id
@@ -247,13 +276,16 @@ def _settle(index: pygit2.Index) -> None:
 
 
 def _transcripts(repo: pygit2.Repository, base: pygit2.Tree | None, first: pygit2.Tree,
-                 second: pygit2.Tree) -> dict[str, pygit2.Oid | None]:
+                 second: pygit2.Tree, clean: Callable[[bytes], tuple[bytes, int]] | None
+                 ) -> dict[str, pygit2.Oid | None]:
     """Chunk changes for every stored file both sides changed: their lines, merged."""
     changes: dict[str, pygit2.Oid | None] = {}
     for stored in sorted(_changed(repo, base, first) & _changed(repo, base, second)):
         one = chunks.listing(repo, subtree(first, stored))
         two = chunks.listing(repo, subtree(second, stored))
         data = merge_lines(chunks.read_range(repo, one), chunks.read_range(repo, two))
+        if clean is not None:  # the other device may not redact: its lines pass the filter here
+            data = clean(data)[0]
         for old in one + two:
             changes[f"{stored}/{old.name}"] = None
         for piece in chunks.cut(data):
