@@ -131,7 +131,8 @@ def back_up(repo: pygit2.Repository, base: pygit2.Tree | None, source: Source,
         changes[f"{source.stored}/{piece.name}"] = repo.create_blob(piece.data)
     if not changes:
         return None
-    mapped = _new_map(repo, pieces, start + len(data))
+    # A merged copy is no function of the file: no map, so the next backup merges again.
+    mapped = None if merged else _new_map(repo, pieces, start + len(data))
     if mapped is not None or lookup(base, source.stored + SOURCE_MAP) is not None:
         changes[source.stored + SOURCE_MAP] = mapped
     last = pieces[-1] if pieces else None
@@ -199,10 +200,11 @@ def _source_map(repo: pygit2.Repository, base: pygit2.Tree | None, path: str,
     blob = lookup(base, path + SOURCE_MAP)
     if isinstance(blob, pygit2.Blob):
         try:
-            first, end = bytes(blob.data).split()
-            return int(first), int(end)
+            first, end = map(int, bytes(blob.data).split())
         except ValueError:
-            pass
+            first, end = -1, -1
+        if 0 <= first <= end:
+            return first, end
     return _identity_map(repo, stored)
 
 

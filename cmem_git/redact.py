@@ -5,10 +5,11 @@ blob is pushed it is out of the user's hands, so every write path runs the bytes
 `Redactor.redact` first, and `cmem scan` runs `Redactor.findings` over history.
 
 Why JSON-aware: each line is a JSON record and must stay one (resume, render and sync parse it). A
-secret is looked for inside the decoded string values, so `\\n`, `\\"` and `\\u` escapes neither hide
-a secret nor get cut in half, and the replacement is re-encoded as a JSON string. Only the string
-tokens that change are re-encoded; the rest of the line keeps its bytes (key order, spacing,
-number spelling), and a line without a secret is returned byte for byte. A line that is not JSON
+secret is looked for inside the decoded string values, so `\\n`, `\\"` and `\\u` escapes neither
+hide a secret nor get cut in half, and the replacement is re-encoded as a JSON string. Only the
+string tokens that change are re-encoded (as JSON.stringify would: UTF-8, compact); the rest of the
+line keeps its bytes (key order, spacing, number spelling), and a line without a secret is returned
+byte for byte. A line that is not JSON
 (half-written, foreign) is searched as raw text and only the secret's own bytes change.
 
 Why a pre-filter: the hook's cost must follow the bytes appended, and almost no line holds a
@@ -60,7 +61,8 @@ _SEP = _Q + r"[ \t]*(?::=|=>|[:=])[ \t]*"  # between a name and its value: = : :
 _NAME_END = r"(?:s|[_.-][a-z0-9_.-]{0,30})?"  # db_password_prod, tokens; not tokenizer
 # The quote, then the value; `&` ends it where a query string goes on (`?key=…&format=json`).
 _VALUE = r"""(?:\\*(["'`]))?((?:[^\s"'`\\,;<>&]|&(?![A-Za-z_][\w.-]*=)){4,256})"""
-_ENV_KEYWORDS = "SECRET|TOKEN|PASSWORD|PASSWD|PWD|CREDENTIALS?|APIKEY|API_KEY|ACCESS_KEY|PRIVATE_KEY"
+_ENV_KEYWORDS = ("SECRET|TOKEN|PASSWORD|PASSWD|PWD|CREDENTIALS?|APIKEY|API_KEY|ACCESS_KEY|"
+                 "PRIVATE_KEY")
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 # Where a token may start: not inside a word, but right after a JSON escape (`\n`) counts, for
 # text that is JSON printed by a tool and so escaped twice.
@@ -77,8 +79,9 @@ _RULE_SOURCES: tuple[tuple[str, str, int], ...] = (
     ("private-key", r"-----BEGIN[A-Z0-9 ]{0,30}PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
                     r"(?:-----END[A-Z0-9 ]{0,30}PRIVATE KEY(?: BLOCK)?-----|\Z)", 0),
     ("aws-access-key", rf"{_B}(?:AKIA|ASIA)[0-9A-Z]{{16}}\b", 0),
-    ("aws-secret-key", rf"(?i)(?:aws[a-z0-9_.-]{{0,20}}?secret[a-z0-9_.-]{{0,20}}|secret_?access_?key)"
-                       rf"{_SEP}{_Q}([A-Za-z0-9/+]{{40}})(?![A-Za-z0-9/+])", 1),
+    ("aws-secret-key", rf"(?i)(?:aws[a-z0-9_.-]{{0,20}}?secret[a-z0-9_.-]{{0,20}}"
+                       rf"|secret_?access_?key){_SEP}{_Q}"
+                       r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])", 1),
     ("aws-session-token", rf"(?i)(?:aws_session_token|aws_security_token|sessiontoken){_SEP}{_Q}"
                           r"([A-Za-z0-9/+=]{100,})", 1),
     ("github-token", rf"{_B}gh[pousr]_[A-Za-z0-9]{{36,251}}\b", 0),
@@ -88,7 +91,8 @@ _RULE_SOURCES: tuple[tuple[str, str, int], ...] = (
     ("openai-key", rf"{_B}sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{{20,}}", 0),
     ("slack-token", rf"{_B}xox[abposr]-[A-Za-z0-9-]{{10,}}", 0),
     ("slack-app-token", rf"{_B}xapp-\d-[A-Za-z0-9-]{{20,}}", 0),
-    ("slack-webhook", r"hooks\.slack\.com/(?:services|workflows|triggers)/([A-Za-z0-9_/-]{20,})", 1),
+    ("slack-webhook", r"hooks\.slack\.com/(?:services|workflows|triggers)/"
+                      r"([A-Za-z0-9_/-]{20,})", 1),
     ("discord-webhook", r"discord(?:app)?\.com/api/webhooks/\d+/([A-Za-z0-9_-]{40,})", 1),
     ("stripe-key", rf"{_B}[sr]k_(?:live|test)_[A-Za-z0-9]{{16,}}", 0),
     ("stripe-webhook-secret", rf"{_B}whsec_[A-Za-z0-9]{{24,}}", 0),
@@ -107,14 +111,15 @@ _RULE_SOURCES: tuple[tuple[str, str, int], ...] = (
     ("heroku-api-key", rf"{_B}HRKU-[A-Za-z0-9_-]{{60}}", 0),
     ("datadog-api-key", rf"(?i)(?:datadog|dd)[_-]?(?:api|app|application)[_-]?key{_SEP}{_Q}"
                         r"([a-f0-9]{32,40})(?![a-f0-9])", 1),
-    ("database-password", rf"(?i){_B}(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?"
-                          rf"|mssql|sqlserver|cockroachdb|clickhouse)://{_USERINFO}", 1),
+    ("database-password", rf"(?i){_B}(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?"
+                          rf"|amqps?|mssql|sqlserver|cockroachdb|clickhouse)://{_USERINFO}", 1),
     ("url-password", rf"(?i){_B}[a-z][a-z0-9+.-]{{1,30}}://{_USERINFO}", 1),
     ("url-token", rf"(?i){_B}https?://([A-Za-z0-9_-]{{20,128}})@", 1),
     ("authorization-header", rf"(?i)authorization{_SEP}{_Q}(?:bearer|token)[ \t]+"
                              r"([A-Za-z0-9._~+/-]{8,}=*)", 1),
     ("basic-auth", rf"(?i)authorization{_SEP}{_Q}basic[ \t]+([A-Za-z0-9+/]{{8,}}={{0,2}})", 1),
-    ("env-secret", rf"(?:(?<![A-Za-z0-9_$])|(?<=\\[nrt]))(?:export[ \t]+)?((?:[A-Z0-9]+_)*(?:[A-Z0-9]*(?:{_ENV_KEYWORDS})"
+    ("env-secret", rf"(?:(?<![A-Za-z0-9_$])|(?<=\\[nrt]))(?:export[ \t]+)?"
+                   rf"((?:[A-Z0-9]+_)*(?:[A-Z0-9]*(?:{_ENV_KEYWORDS})"
                    r"[A-Z0-9]*|KEY)(?:_[A-Z0-9]+)*)=([\"']?)([^\s\"'`\\]{3,256})", 3),
     _assignment("password-assignment", r"pass(?:word|wd)|pwd"),
     _assignment("secret-assignment", r"secret|credential"),
@@ -238,11 +243,10 @@ def _random(m: re.Match[str]) -> bool:
     """Looks machine-made: ≥ 4 bits/char with upper, lower and digits; not hex (a git SHA), a
     uuid or a file path."""
     text = m.group(1)
-    if not (any(c.isupper() for c in text) and any(c.islower() for c in text)
-            and any(c.isdigit() for c in text)):
+    if not _all_classes(text) or _HEX.fullmatch(text) or _PATH.match(text):
         return False
-    if _HEX.fullmatch(text) or _PATH.match(text) or _PATH_TAIL.search(text) or "=" in text.rstrip("="):
-        return False  # a git SHA, a path, `sha256=…` in a RECORD file
+    if _PATH_TAIL.search(text) or "=" in text.rstrip("="):
+        return False  # a path, `sha256=…` in a RECORD file
     if _CODE.fullmatch(text):  # ed25519.Ed25519PublicKey.from_public_bytes
         return False
     return _entropy(text) >= 4.0 and not _PLACEHOLDER.search(text)
@@ -252,10 +256,14 @@ _HEX = re.compile(r"[0-9a-fA-F-]+")
 _PATH_TAIL = re.compile(r"/.*\.[A-Za-z]{1,5}$")
 
 
+def _all_classes(text: str) -> bool:
+    return any(c.isupper() for c in text) and any(c.islower() for c in text) \
+        and any(c.isdigit() for c in text)
+
+
 def _mixed(m: re.Match[str]) -> bool:
-    body = m.group(0).split("-", 1)[-1]
-    return any(c.isupper() for c in body) and any(c.islower() for c in body) \
-        and any(c.isdigit() for c in body)
+    """`sk-` and `hf_` tokens are random; `sk-learn-compatible-estimator` is not."""
+    return _all_classes(m.group(0).split("-", 1)[-1])
 
 
 def _url(m: re.Match[str]) -> bool:
@@ -267,20 +275,27 @@ def _url(m: re.Match[str]) -> bool:
 
 def _url_token(m: re.Match[str]) -> bool:
     text = m.group(1)
-    return _entropy(text) >= 3.5 and any(c.isdigit() for c in text) and not _PLACEHOLDER.search(text)
+    return _entropy(text) >= 3.5 and any(c.isdigit() for c in text) \
+        and not _PLACEHOLDER.search(text)
 
 
 def _pem_body(m: re.Match[str]) -> bool:
+    """A key block, not code that looks for its header line."""
     return re.search(r"[A-Za-z0-9+/]{40}", m.group(0)) is not None
 
 
+def _has_digit(m: re.Match[str]) -> bool:
+    return any(c.isdigit() for c in m.group(0))
+
+
+# What a rule's match must also be to count (rules not listed: the match is enough).
 _CHECKS: dict[str, Callable[[re.Match[str]], bool]] = {
-    "private-key": _pem_body, "openai-key": _mixed, "slack-token": lambda m: any(
-        c.isdigit() for c in m.group(0)), "huggingface-token": _mixed,
-    "database-password": _url, "url-password": _url, "url-token": _url_token,
-    "authorization-header": _url, "basic-auth": _url, "env-secret": _env,
+    "private-key": _pem_body, "openai-key": _mixed, "slack-token": _has_digit,
+    "huggingface-token": _mixed, "database-password": _url, "url-password": _url,
+    "url-token": _url_token, "authorization-header": _url, "basic-auth": _url, "env-secret": _env,
     "password-assignment": _assigned, "secret-assignment": _assigned,
-    "token-assignment": _assigned_token, "api-key-assignment": _assigned_token, "high-entropy": _random,
+    "token-assignment": _assigned_token, "api-key-assignment": _assigned_token,
+    "high-entropy": _random,
 }
 
 
@@ -293,7 +308,8 @@ _CHECKS: dict[str, Callable[[re.Match[str]], bool]] = {
 _G_VALUE = (rb"""(?:\\*["'`]|(?=[^\s"'`\\,;<>]{4})"""
             rb"""(?:[a-z_-]{0,255}[^a-z_\-\s"'`\\,;<>]|[a-z_-]{20}))""")
 _G_ASSIGN = (rb"""[a-z0-9_.-]{0,40}(?:"[ \t]*:[ \t]*"|=(?:\\*["'])?[^\s"'`\\]{3}"""
-             rb"""|(?:\\+["'`]|['`])?(?:[ \t]|\\t)*(?::=|=>|[:=])(?:[ \t]|\\t)*""" + _G_VALUE + rb")")
+             rb"""|(?:\\+["'`]|['`])?(?:[ \t]|\\t)*(?::=|=>|[:=])(?:[ \t]|\\t)*"""
+             + _G_VALUE + rb")")
 # ... or a short gap and 20 token characters (high-entropy); `"` and `\` are escaped in raw bytes.
 _G_GAP = rb"""s?(?:[ "'`:=>(\[{,\\]{1,12}|[ ]+is:?[ ]+)[a-z0-9+/_=.-]{20}"""
 _G_KEYWORD = rb"(?:" + _G_ASSIGN + rb"|" + _G_GAP + rb")"
@@ -599,7 +615,8 @@ class Redactor:
         if not self._extra:
             return []
         text = data.decode("utf-8", "surrogateescape")
-        hits = [(m.start(), len(_KINDS)) for rule in self._extra for m in rule.pattern.finditer(text)]
+        hits = [(m.start(), len(_KINDS)) for rule in self._extra
+                for m in rule.pattern.finditer(text)]
         if data.isascii():
             return hits
         return [(len(text[:s].encode("utf-8", "surrogateescape")), k) for s, k in hits]

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pygit2
 
 from . import checkpoint, chunks, memory, scan, transport
-from .backup import ROOT, merge_lines
+from .backup import ROOT, SOURCE_MAP, merge_lines
 from .errors import CmemError
 from .history import entry, format_message
 from .store import Draft, Store, lookup, subtree, tree_diff
@@ -288,6 +288,7 @@ def _transcripts(repo: pygit2.Repository, base: pygit2.Tree | None, first: pygit
             data = clean(data)[0]
         for old in one + two:
             changes[f"{stored}/{old.name}"] = None
+        changes[stored + SOURCE_MAP] = None  # the merged copy is no function of either file
         for piece in chunks.cut(data):
             changes[f"{stored}/{piece.name}"] = repo.create_blob(piece.data)
     return changes
