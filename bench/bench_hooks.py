@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 
 MIB = 1024 * 1024
 HERE = Path(__file__).resolve().parent
-CORPUS = Path(os.environ.get("CMEM_CORPUS", HERE.parents[1] / "shared" / "corpus"))
+CORPUS = Path(os.environ.get("CMEM_CORPUS", HERE.parent / "tests" / "data" / "corpus"))
 MINIMAL_PATH = "/usr/bin:/bin"  # Claude Code's hook shell does not have cmem's venv on PATH
 PYTHON = sys.executable  # must have cmem installed: it becomes the hooks' interpreter
 

@@ -39,7 +39,7 @@ from typing import Any
 
 MIB = 1024 * 1024
 HERE = Path(__file__).resolve().parent
-CORPUS = Path(os.environ.get("CMEM_CORPUS", HERE.parents[1] / "shared" / "corpus"))
+CORPUS = Path(os.environ.get("CMEM_CORPUS", HERE.parent / "tests" / "data" / "corpus"))
 PYTHON = sys.executable
 RARE = "quokka-7f3a9"
 _FIELD = re.compile(rb'"(uuid|sessionId|timestamp|parentUuid)":"[^"]*"')

@@ -13,9 +13,10 @@ from typing import Any, Iterator
 
 import pytest
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-if not CORPUS.is_dir():  # a checkout elsewhere: the corpus may be pointed at explicitly
-    CORPUS = Path(os.environ.get("CMEM_CORPUS", CORPUS))
+# The real Claude Code transcripts of ../shared/corpus, copied byte for byte into the repository
+# so that a fresh clone tests against them anywhere (test_corpus_copy checks the copy).
+CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
+SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 REAL_HOME = Path(os.path.expanduser("~")).resolve()
 PYTHON = sys.executable
 MINIMAL_PATH = "/usr/bin:/bin"
