@@ -19,16 +19,21 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import click
 import pygit2
 
-from . import __version__, checkpoint, scan as scan_mod, docs, doctor as doctor_mod, hooks, restore as restore_mod, sync as sync_mod, paths, project as project_mod, reading, revisions, importer, search as search_mod
-from .backup import check_session_id
-from .config import Config, load_config
+# Commands import what they need when they run: every command pays the start-up of all the
+# others otherwise (`cmem log` must start fast; pygit2 alone is ~50 ms).
+from . import __version__, paths, revisions
 from .errors import CmemError, NotInitialized
 from .history import Filter, describe, log as history_log
 from .output import colour_enabled, is_terminal, paint, when
 from .store import Store
 
 if TYPE_CHECKING:
+    from .checkpoint import Request
+    from .config import Config
+    from .importer import Progress
     from .redact import Redactor
+    from .sync import Outcome
+    from .project import Report
 
 
 def _project_here() -> Path:
@@ -38,7 +43,7 @@ def _project_here() -> Path:
     return found
 
 
-def _print_report(report: project_mod.Report) -> None:
+def _print_report(report: Report) -> None:
     for action in report.actions:
         click.echo(action)
     for note in report.notes:
@@ -72,6 +77,7 @@ def init(device: str | None, force: bool, claude_md: bool) -> None:
     the slash commands /document-and-save, /resume-latest, /coalesce and /discard-backup into
     .claude/commands/. Running it again changes nothing.
     """
+    from . import project as project_mod
     project = paths.find_project(Path.cwd()) or Path.cwd()
     _print_report(project_mod.init(project.resolve(), sys.executable, device, force, claude_md))
 
@@ -79,18 +85,23 @@ def init(device: str | None, force: bool, claude_md: bool) -> None:
 @cli.command()
 def uninstall() -> None:
     """Remove cmem's hooks from .claude/settings.json (nothing else; the memory stays)."""
+    from . import project as project_mod
     _print_report(project_mod.uninstall(_project_here()))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
-@click.argument("event", type=click.Choice(sorted(hooks.EVENTS)))
+@click.argument("event", metavar="EVENT")
 def hook(event: str) -> None:
-    """Run a Claude Code hook: reads the event's JSON on stdin, always exits 0."""
+    """Run a Claude Code hook: session-start, pre-compact, session-end or stop. Reads the
+    event's JSON on stdin and always exits 0."""
+    from . import hooks
     hooks.main(event)
 
 
 def _store(project: Path | None = None) -> Store:
     """The project's memory repository, with the config's redaction on every write path."""
+    from . import checkpoint
+    from .config import load_config
     project = project or _project_here()
     store = Store.open(paths.memory_dir(project))
     store.filter = checkpoint.redaction(load_config(paths.config_path(project)))
@@ -126,6 +137,7 @@ def log_command(max_count: int | None, session: str | None, event: str | None,
                 since: str | None, until: str | None, oneline: bool, as_json: bool,
                 graph: bool) -> None:
     """Show the memory's history, newest first."""
+    from . import reading
     store = _store()
     if graph:
         _emit(reading.graph(store, max_count))
@@ -158,6 +170,7 @@ def show(spec: str) -> None:
     For a transcript, PATH may be the stored folder (transcripts/<id>/main.jsonl): its chunks
     are put back together. See `cmem help revisions` for REV.
     """
+    from . import reading
     store = _store()
     rev, path = revisions.split_path(spec)
     commit = revisions.resolve(store, rev or "HEAD")
@@ -174,6 +187,7 @@ def show(spec: str) -> None:
 @click.option("--at", "rev", default="HEAD", help="As of this revision.")
 def cat(session: str, name: str, rev: str) -> None:
     """Write a session's full transcript bytes to stdout (a prefix of the id is enough)."""
+    from . import reading
     store = _store()
     commit = revisions.resolve(store, rev)
     sys.stdout.buffer.write(reading.session_file(store, commit, session, name))
@@ -192,6 +206,7 @@ def diff(old: str | None, new: str | None, raw: bool, stat: bool, as_json: bool,
 
     Transcripts show the records added, rendered for reading; Markdown files a unified diff.
     """
+    from . import reading
     store = _store()
     changes = reading.changes(store, old, new)
     if as_json:
@@ -215,6 +230,7 @@ def delta(since: str | None, max_chars: int, jsonl: bool, thinking: bool) -> Non
     Computed from commits (stored byte offsets), never from record timestamps, so it is right
     across compactions, /clear, subagents and sessions resumed on another machine.
     """
+    from . import reading
     store = _store()
     deltas = reading.delta_since(store, since)
     if jsonl:
@@ -229,6 +245,7 @@ def delta(since: str | None, max_chars: int, jsonl: bool, thinking: bool) -> Non
 def status(as_json: bool) -> None:
     """Repository, last commit per event, backups since the last document, staleness,
     remote and recorded hook errors."""
+    from . import reading
     report = reading.status_data(_store())
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -236,9 +253,12 @@ def status(as_json: bool) -> None:
         click.echo(reading.status_text(report, is_terminal()), nl=False)
 
 
-def _request(project: Path, event: str, session: str | None) -> checkpoint.Request:
+def _request(project: Path, event: str, session: str | None) -> Request:
     """What a command commits besides its own change: the memory files, and the transcript of
     the running Claude Code session when it is known (CLAUDE_CODE_SESSION_ID or --session)."""
+    from .backup import check_session_id
+    from . import checkpoint
+    from .config import load_config
     config = load_config(paths.config_path(project))
     session = session or os.environ.get("CLAUDE_CODE_SESSION_ID") or None
     transcript = None
@@ -283,6 +303,7 @@ def doc_save(file: str | None, title: str | None, session: str | None) -> None:
     `> Last Session Doc:` and `> Last Updated:` lines: one commit, so the document and its
     pointer exist together or not at all.
     """
+    from . import docs
     project = _project_here()
     text = _read_input(file)
     store = _store(project)
@@ -295,6 +316,7 @@ def doc_save(file: str | None, title: str | None, session: str | None) -> None:
               help="Size budget for the whole output.")
 def resume(max_chars: int) -> None:
     """The last session document, then what happened since it: what a new session needs."""
+    from . import docs
     click.echo(docs.resume(_store(), max_chars), nl=False)
 
 
@@ -304,6 +326,7 @@ def resume(max_chars: int) -> None:
 def coalesce(file: str | None, session: str | None) -> None:
     """Append FILE (or stdin) to the last session document as a "Session continuation"
     section, in one commit; afterwards nothing is pending."""
+    from . import docs
     project = _project_here()
     text = _read_input(file)
     store = _store(project)
@@ -315,6 +338,7 @@ def coalesce(file: str | None, session: str | None) -> None:
 @_SESSION_OPTION
 def discard(session: str | None) -> None:
     """Mark the backups since the last document as dealt with (history keeps them)."""
+    from . import docs
     project = _project_here()
     store = _store(project)
     count = len(docs.pending(store))
@@ -329,6 +353,7 @@ def fresh_start(yes: bool) -> None:
 
     Uncommitted edits are committed first; history keeps every earlier version.
     """
+    from . import docs
     project = _project_here()
     if not yes and sys.stdin.isatty():
         click.confirm("Reset the memory files to the templates?", abort=True)
@@ -343,6 +368,7 @@ def fresh_start(yes: bool) -> None:
 def doctor(fix: bool) -> None:
     """Check the installation: repository, config, hooks, slash commands, locks, hook errors,
     files in step, the project's git not seeing the memory. Exit status 1 if a problem stays."""
+    from . import doctor as doctor_mod
     project = paths.find_project(Path.cwd()) or Path.cwd()
     found = doctor_mod.examine(project)
     if fix:
@@ -369,6 +395,7 @@ def remote() -> None:
 def remote_add(name: str, url: str) -> None:
     """Add a remote. Authentication is git's own: ssh keys and agent, ~/.ssh/config host
     aliases, credential helpers for https. A URL holding a password is refused."""
+    from . import sync as sync_mod
     click.echo(f"added remote {name} {sync_mod.add_remote(_store(), name, url)}")
 
 
@@ -376,6 +403,7 @@ def remote_add(name: str, url: str) -> None:
 @click.argument("name")
 def remote_remove(name: str) -> None:
     """Remove a remote (the remote repository itself is untouched)."""
+    from . import sync as sync_mod
     sync_mod.remove_remote(_store(), name)
     click.echo(f"removed remote {name}")
 
@@ -392,10 +420,11 @@ _REMOTE_ARGUMENT = click.argument("name", required=False)
 
 
 def _device() -> str:
+    from .config import load_config
     return load_config(paths.config_path(_project_here())).device
 
 
-def _report_outcome(outcome: sync_mod.Outcome) -> None:
+def _report_outcome(outcome: Outcome) -> None:
     if outcome.merged:
         click.echo(f"{outcome.merged} from {outcome.remote}")
     for path in outcome.conflicts:
@@ -411,6 +440,7 @@ def _report_outcome(outcome: sync_mod.Outcome) -> None:
 @_REMOTE_ARGUMENT
 def pull(name: str | None) -> None:
     """Fetch from the remote and merge into the memory (no working tree needed)."""
+    from . import sync as sync_mod
     _report_outcome(sync_mod.pull(_store(), name, _device()))
 
 
@@ -420,10 +450,12 @@ _ALLOW_SECRETS = click.option(
 
 
 def _secrets(allow: bool) -> Redactor | None:
+    from . import checkpoint
     return None if allow else checkpoint.secret_rules(_config())
 
 
 def _config() -> Config:
+    from .config import load_config
     return load_config(paths.config_path(_project_here()))
 
 
@@ -433,6 +465,7 @@ def _config() -> Config:
 def push(name: str | None, allow_secrets: bool) -> None:
     """Push the memory to the remote. Commits the remote lacks are scanned for secrets first;
     a push the remote rejects is a failure (exit 1)."""
+    from . import sync as sync_mod
     _report_outcome(sync_mod.push(_store(), name, secrets=_secrets(allow_secrets)))
 
 
@@ -442,6 +475,7 @@ def push(name: str | None, allow_secrets: bool) -> None:
 @_ALLOW_SECRETS
 def sync_command(name: str | None, quiet: bool, allow_secrets: bool) -> None:
     """Commit local edits, fetch, merge and push; retried when another device pushed first."""
+    from . import sync as sync_mod
     outcome = sync_mod.sync(_store(), name, _device(), secrets=_secrets(allow_secrets))
     if not quiet:
         _report_outcome(outcome)
@@ -456,6 +490,8 @@ def sync_command(name: str | None, quiet: bool, allow_secrets: bool) -> None:
 def restore(session: str, folder: Path | None, rev: str, force: bool) -> None:
     """Write a session's transcript and subagents back where Claude Code keeps them, so
     `claude --resume <id>` works here. A longer local file is never truncated."""
+    from . import reading
+    from . import restore as restore_mod
     project = _project_here()
     store = _store(project)
     commit = revisions.resolve(store, rev)
@@ -472,7 +508,7 @@ def restore(session: str, folder: Path | None, rev: str, force: bool) -> None:
 
 
 @contextlib.contextmanager
-def _progress(label: str) -> Iterator[importer.Progress | None]:
+def _progress(label: str) -> Iterator[Progress | None]:
     """A progress bar on stderr when it is a terminal; nothing in a pipe or a log."""
     if not is_terminal(sys.stderr):
         yield None
@@ -507,6 +543,8 @@ def import_command(projects_dir: Path | None, legacy: Path | None) -> None:
     name; one that conflicts with the stored transcript is kept under
     transcripts/<session>/imported/.
     """
+    from . import importer
+    from .config import load_config
     project = _project_here()
     store = _store(project)
     device = load_config(paths.config_path(project)).device
@@ -524,7 +562,7 @@ def import_command(projects_dir: Path | None, legacy: Path | None) -> None:
 @click.argument("pattern")
 @click.option("--session", help="Only this session (a prefix of the id is enough).")
 @click.option("--since", help="Only what was stored since: '2 days ago', '2026-11-20'.")
-@click.option("--role", type=click.Choice(search_mod.ROLES),
+@click.option("--role", type=click.Choice(("user", "assistant", "tool")),
               help="Only what the user said, Claude said, or tools did and returned.")
 @click.option("--json", "as_json", is_flag=True, help="A JSON array of matches.")
 @click.option("-i", "--ignore-case", is_flag=True, help="Ignore case.")
@@ -534,6 +572,7 @@ def search_command(pattern: str, session: str | None, since: str | None, role: s
     """Search every transcript and document in the memory's history, including sessions
     Claude Code has deleted and versions later rewritten. Exit status 1 when nothing
     matches, as with grep."""
+    from . import search as search_mod
     query = search_mod.Query(pattern, regex, ignore_case, session, _time_option(since), role)
     matches = search_mod.search(_store(), query)
     if as_json:
@@ -555,6 +594,8 @@ def search_command(pattern: str, session: str | None, since: str | None, role: s
 def scan_command(revisions: str | None, as_json: bool) -> None:
     """Find secrets already committed: in all history, in what REV reaches, or in A..B.
     Exit status 1 when something is found (like a linter)."""
+    from . import checkpoint
+    from . import scan as scan_mod
     store = _store()
     tip, hide = _range(store, revisions)
     hits = scan_mod.scan(store.repo, tip, hide, checkpoint.secret_rules(_config()))

@@ -17,9 +17,10 @@ DISCARD = "discard"
 FRESH_START = "fresh-start"
 # Commits after which earlier backups no longer count as pending.
 BOUNDARIES = (DOCUMENT, DISCARD, FRESH_START)
-# git log's order: children before parents, then by time. Time alone misorders the many
-# commits hooks make within one second, and commits from a machine whose clock runs ahead.
-ORDER = pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME
+# git log's own order: newest first, a commit only after the children that led to it. libgit2's
+# TIME sort misorders the many commits hooks make within one second (and those of a machine
+# whose clock runs ahead); TOPOLOGICAL must read all history before the first commit.
+ORDER = pygit2.enums.SortMode.NONE
 
 
 @dataclass(frozen=True)
