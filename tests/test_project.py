@@ -145,3 +145,12 @@ def test_uninstall_outside_a_project_is_a_clear_error(tmp_path: Path) -> None:
     done = cmem("uninstall", cwd=tmp_path)
     assert done.returncode == 1
     assert b"hint: run `cmem init`" in done.stderr
+
+
+def test_hooks_example_is_what_init_writes(project: Project) -> None:
+    example = json.loads((Path(__file__).parents[1] / "hooks" / "settings.example.json")
+                         .read_text())["hooks"]
+    written = project.settings()["hooks"]
+    interpreter = written["Stop"][0]["hooks"][0]["command"].split(" -m ")[0]
+    text = json.dumps(example).replace("/home/me/.venvs/cmem/bin/python", interpreter)
+    assert json.loads(text) == written
