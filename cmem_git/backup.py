@@ -192,6 +192,11 @@ def _new_map(repo: pygit2.Repository, pieces: list[_Piece], end: int) -> pygit2.
     return repo.create_blob(f"{end - len(last.source)} {end}\n".encode())
 
 
+def covered(repo: pygit2.Repository, base: pygit2.Tree | None, path: str) -> int:
+    """How many bytes of the file the stored copy at `path` covers."""
+    return _source_map(repo, base, path, chunks.listing(repo, subtree(base, path)))[1]
+
+
 def _source_map(repo: pygit2.Repository, base: pygit2.Tree | None, path: str,
                 stored: list[chunks.Chunk]) -> tuple[int, int]:
     """(file offset where the last chunk's bytes start, where they end). Without redaction

@@ -68,7 +68,9 @@ def take(store: Store, request: Request, wait: float | None = None) -> Result:
         for item in result.files:
             changes.update(item.changes)
         for path, data in request.files.items():
-            if store.filter is not None and path.startswith(backup.ROOT + "/"):
+            # Transcript bytes anywhere: chunk files, and JSONL an import keeps as it found it.
+            if store.filter is not None and (path.startswith(backup.ROOT + "/")
+                                             or path.endswith(".jsonl")):
                 data, count = store.filter(data)
                 result.redactions += count
             changes[path] = store.repo.create_blob(data)

@@ -600,7 +600,8 @@ def scan_command(revisions: str | None, as_json: bool) -> None:
     tip, hide = _range(store, revisions)
     hits = scan_mod.scan(store.repo, tip, hide, checkpoint.secret_rules(_config()))
     if as_json:
-        click.echo(json.dumps([dataclasses.asdict(h) for h in hits], indent=2))
+        click.echo(json.dumps([{**dataclasses.asdict(h), "line": h.line + 1} for h in hits],
+                              indent=2))
     for hit in [] if as_json else hits:
         click.echo(f"{hit.commit[:8]} {hit.path}:{hit.line + 1}: {hit.rule} {hit.preview}")
     if hits:

@@ -132,7 +132,8 @@ def _live(projects: Path, report: Report) -> dict[str, Path]:
 
 def _import_session(store: Store, device: str, session: Session, report: Report) -> None:
     tip = store.tip()
-    transcript, files, placements = _placements(store.repo, tip.tree if tip else None, session)
+    transcript, files, placements = _placements(store.repo, tip.tree if tip else None, session,
+                                                store.filter)
     if transcript is None and not files:
         report.placements += placements
         return
@@ -155,16 +156,19 @@ def _import_session(store: Store, device: str, session: Session, report: Report)
         report.imported.append(session.id)
 
 
-def _placements(repo: pygit2.Repository, base: pygit2.Tree | None, session: Session
+def _placements(repo: pygit2.Repository, base: pygit2.Tree | None, session: Session,
+                clean: backup.Transform | None = None
                 ) -> tuple[Path | None, dict[str, bytes], list[Placement]]:
     """The file `checkpoint.take` backs up as main.jsonl, chunk files to add under imported/,
-    and where each backup ended up (the rule in the module docstring)."""
+    and where each backup ended up (the rule in the module docstring). Backups are compared
+    with what is stored as they would be stored: redacted, when redaction is on."""
     if not session.backups:
         return session.transcript, {}, []
     folder = backup.session_folder(session.id)
     stored = stored_files(repo, subtree(base, folder))
-    datas = {item: item.path.read_bytes() for item in session.backups}
-    main, chosen = _main(stored.get(backup.MAIN), session, datas)
+    raw = {item: item.path.read_bytes() for item in session.backups}
+    datas = {item: _cleaned(data, clean) for item, data in raw.items()}
+    main, chosen = _main(stored.get(backup.MAIN), session, datas, clean)
     known = list(stored.values()) + ([main] if main is not None else [])
     taken = set(stored)
     files: dict[str, bytes] = {}
@@ -173,18 +177,22 @@ def _placements(repo: pygit2.Repository, base: pygit2.Tree | None, session: Sess
         targets = [f"{folder}/{backup.MAIN}"] if item is chosen else []
         if not any(k.startswith(datas[item]) for k in known):
             name = _free_name(taken, item.path.name)
-            files.update(chunk_files(f"{folder}/{name}", datas[item]))
+            files.update(chunk_files(f"{folder}/{name}", raw[item]))  # redacted on commit
             known.append(datas[item])
             targets.append(f"{folder}/{name}")
         placements.append(Placement(item.path, session.id, tuple(targets)))
     return session.transcript or (chosen.path if chosen else None), files, placements
 
 
-def _main(stored: bytes | None, session: Session, datas: dict[Backup, bytes]
-          ) -> tuple[bytes | None, Backup | None]:
+def _cleaned(data: bytes, clean: backup.Transform | None) -> bytes:
+    return clean(data)[0] if clean is not None else data
+
+
+def _main(stored: bytes | None, session: Session, datas: dict[Backup, bytes],
+          clean: backup.Transform | None = None) -> tuple[bytes | None, Backup | None]:
     """What main.jsonl will hold after the commit, and the backup that provides it, if any."""
     if session.transcript is not None:
-        live = backup.whole_lines(session.transcript.read_bytes())
+        live = _cleaned(backup.whole_lines(session.transcript.read_bytes()), clean)
         return (stored if stored is not None and stored.startswith(live) else live), None
     best: tuple[int, float, Backup] | None = None
     for item in session.backups:

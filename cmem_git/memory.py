@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from importlib import resources
 from pathlib import Path
+
+from . import paths
 
 ACTIVE = "active-context.md"
 PROJECT = "project-memory.md"
@@ -23,7 +24,7 @@ _MANAGED = re.compile(rf"^> (?:{END}|{DOC}|{UPDATED}):.*\n?", re.MULTILINE)
 
 
 def template(name: str) -> bytes:
-    return (resources.files("cmem_git.templates") / name).read_bytes()
+    return (paths.templates() / name).read_bytes()
 
 
 def record_exit(text: bytes, when: dt.datetime, session_id: str, reason: str) -> bytes:

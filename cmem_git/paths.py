@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import re
+from importlib import resources
+from importlib.abc import Traversable
 from pathlib import Path
 
 MEMORY = Path(".claude") / "memory"
@@ -35,6 +37,15 @@ def config_path(project: Path) -> Path:
     """Per-device settings sit in the memory folder but are excluded from its commits, so the
     device name never travels to another machine."""
     return memory_dir(project) / CONFIG_NAME
+
+
+def templates() -> Traversable:
+    """templates/: inside the installed package, or beside it in a source checkout (where
+    tests import cmem_git straight from the tree)."""
+    try:
+        return resources.files("cmem_git.templates")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[1] / "templates"
 
 
 def private() -> None:

@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import pygit2
@@ -78,7 +77,7 @@ def cmem_command(executable: str) -> str:
 
 
 def command_templates() -> dict[str, str]:
-    folder = resources.files("cmem_git.templates") / "commands"
+    folder = paths.templates() / "commands"
     return {item.name: item.read_text(encoding="utf-8") for item in folder.iterdir()
             if item.name.endswith(".md")}
 

@@ -14,10 +14,10 @@ import os
 import time
 from pathlib import Path
 
-from . import backup, chunks, checkpoint
+from . import backup, checkpoint
 from .errors import CmemError
 from .lock import cmem_dir
-from .store import Store, subtree
+from .store import Store
 
 BUDGET = 10.0  # seconds; what is left waits for the next SessionStart
 _CACHE = "seen.json"
@@ -71,10 +71,10 @@ def _stamp(path: Path) -> list[int] | None:
 
 
 def _stored_size(store: Store, session_id: str) -> int:
+    """How much of the file the stored copy covers (its own size differs when redacted)."""
     tip = store.tip()
-    stored = f"{backup.session_folder(session_id)}/{backup.MAIN}"
-    listing = chunks.listing(store.repo, subtree(tip.tree if tip else None, stored))
-    return chunks.stored_size(store.repo, listing)[0]
+    return backup.covered(store.repo, tip.tree if tip else None,
+                          f"{backup.session_folder(session_id)}/{backup.MAIN}")
 
 
 def _load(gitdir: Path) -> dict[str, list[int]]:

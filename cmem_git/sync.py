@@ -50,12 +50,15 @@ class Outcome:
 # --- remotes --------------------------------------------------------------------------------
 
 def add_remote(store: Store, name: str, url: str) -> str:
-    """Add a remote; a password in the URL is refused (credentials stay with git's helpers)."""
+    """Add a remote; a password or token in the URL is refused (credentials stay with git's
+    helpers and ssh, never in plain text in .git/config)."""
     parts = urlsplit(url)
-    if parts.password or _token_like(parts.username):
-        raise CmemError("the URL holds a password, which would be stored in plain text",
-                        hint=f"use {_without_password(url)} and let git's credential helper "
-                        "or ssh keep the secret")
+    if parts.password or _token_like(parts.username or ""):
+        host = parts.hostname or ""
+        safe = urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
+        raise CmemError("the URL holds a password or token, which would be stored in plain text",
+                        hint=f"use {safe} and let git's credential helper or ssh keep the "
+                        "secret")
     if name in [r.name for r in store.repo.remotes]:
         raise CmemError(f"remote {name!r} exists already",
                         hint=f"`cmem remote remove {name}` first")
@@ -63,19 +66,14 @@ def add_remote(store: Store, name: str, url: str) -> str:
     return url
 
 
-def _token_like(user: str | None) -> bool:
-    """GitHub and GitLab accept a token in the user name part (https://<token>@host/...)."""
-    return bool(user) and (len(user or "") >= 30 or (user or "").startswith(
-        ("ghp_", "gho_", "ghs_", "github_pat_", "glpat-", "x-access-token")))
+def _token_like(user: str) -> bool:
+    """GitHub and GitLab accept a token as the user name (https://<token>@host/...); a name
+    the secret rules call a token is refused too."""
+    from .redact import Redactor  # compiled rules: only when a remote is added
 
-
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    user = parts.username if parts.username and not _token_like(parts.username) else None
-    netloc = f"{user}@{host}" if user else host
-    netloc += f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=netloc))
+    known = ("ghp_", "gho_", "ghs_", "github_pat_", "glpat-", "x-access-token")
+    return bool(user) and (len(user) >= 30 or user.startswith(known) or bool(
+        Redactor().findings(f"https://{user}@host/".encode())))
 
 
 def remove_remote(store: Store, name: str) -> None:
