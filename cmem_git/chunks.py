@@ -85,10 +85,6 @@ def listing(repo: pygit2.Repository, tree: pygit2.Tree | None) -> list[Chunk]:
     return sorted(chunks, key=lambda c: c.offset)
 
 
-def blob_size(repo: pygit2.Repository, oid: pygit2.Oid) -> int:
-    return int(repo.odb.read_header(oid)[1])
-
-
 def stored_size(repo: pygit2.Repository, chunks: list[Chunk]) -> tuple[int, int]:
     """(bytes, lines) of a stored file, reading only its last chunk."""
     if not chunks:
