@@ -58,8 +58,9 @@ def _place(path: str) -> tuple[str, int]:
 
 
 def _added(repo: pygit2.Repository, commit: pygit2.Commit) -> Iterator[tuple[str, pygit2.Oid]]:
-    """Blobs this commit adds or changes (against its first parent, or all of a root)."""
-    diff = tree_diff(commit.parents[0].tree if commit.parents else None, commit.tree)
-    for delta in diff.deltas:
-        if delta.status != pygit2.GIT_DELTA_DELETED:
-            yield delta.new_file.path, delta.new_file.id
+    """Blobs this commit brings that none of its parents has at that path: for a merge, what
+    the merge itself wrote, not what the other side already had (and pushed, or scanned)."""
+    parents: list[pygit2.Tree | None] = [p.tree for p in commit.parents] or [None]
+    sides = [{(d.new_file.path, d.new_file.id) for d in tree_diff(tree, commit.tree).deltas
+              if d.status != pygit2.GIT_DELTA_DELETED} for tree in parents]
+    yield from sorted(set.intersection(*sides))
