@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -137,3 +138,33 @@ def copy_session(source: Path, folder: Path, session_id: str) -> Path:
     target = folder / f"{session_id}.jsonl"
     shutil.copyfile(source, target)
     return target
+
+
+CHUNK = re.compile(r"\d{12}-\d{9}")
+
+
+def git_blobs(folder: Path, specs: list[str]) -> list[bytes]:
+    """The bytes of each `<rev>:<path>` blob, through one `git cat-file --batch`."""
+    if not specs:
+        return []
+    done = subprocess.run(["git", "-C", str(folder), "cat-file", "--batch"],
+                          input="".join(s + "\n" for s in specs).encode(), capture_output=True,
+                          check=True)
+    out, pos, found = done.stdout, 0, []
+    for spec in specs:
+        eol = out.index(b"\n", pos)
+        header = out[pos:eol].split()
+        assert len(header) == 3 and header[1] == b"blob", (spec, header)
+        size = int(header[2])
+        found.append(out[eol + 1:eol + 1 + size])
+        pos = eol + 1 + size + 1
+    return found
+
+
+def stored_file(folder: Path, sid: str, rel: str = "main.jsonl", rev: str = "HEAD") -> bytes:
+    """A stored transcript, read with the git CLI: its chunk blobs concatenated in name order."""
+    where = f"{rev}:transcripts/{sid}/{rel}"
+    names = sorted(n for n in git(folder, "ls-tree", "--name-only", where).split()
+                   if CHUNK.fullmatch(n))
+    assert names, f"no chunks at {where} in {folder}"
+    return b"".join(git_blobs(folder, [f"{where}/{n}" for n in names]))

@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 
-from conftest import CORPUS, MINIMAL_PATH, Project, corpus_transcripts, payload, run_hook
+from conftest import (CORPUS, MINIMAL_PATH, Project, corpus_transcripts, git_blobs, payload,
+                      run_hook)
 
 SPOTTER = CORPUS / "spotter"
 SHORT = SPOTTER / "short.jsonl"
@@ -47,21 +48,7 @@ def chunk_names(project: Project, folder: str, rev: str = "HEAD") -> list[str]:
 
 
 def blobs(project: Project, specs: list[str]) -> list[bytes]:
-    """The bytes of each `<rev>:<path>` blob, through one `git cat-file --batch`."""
-    if not specs:
-        return []
-    done = subprocess.run(["git", "-C", str(project.memory), "cat-file", "--batch"],
-                          input="".join(f"{spec}\n" for spec in specs).encode(),
-                          capture_output=True, check=True)
-    out, pos, found = done.stdout, 0, []
-    for spec in specs:
-        eol = out.index(b"\n", pos)
-        header = out[pos:eol].split()
-        assert len(header) == 3 and header[1] == b"blob", (spec, header)
-        size = int(header[2])
-        found.append(out[eol + 1:eol + 1 + size])
-        pos = eol + 1 + size + 1
-    return found
+    return git_blobs(project.memory, specs)
 
 
 def committed_chunks(project: Project, sid: str, rel: str = "main.jsonl",

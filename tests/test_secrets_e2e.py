@@ -33,6 +33,7 @@ import pytest
 from cmem_git.paths import encode_project
 from cmem_git.redact import Redactor, marker, rule_names
 from conftest import MINIMAL_PATH, PYTHON, Project, cmem, payload
+from conftest import stored_file as stored
 
 _RNG = random.Random(0x5EC2E75)
 ALNUM = string.ascii_letters + string.digits
@@ -464,23 +465,6 @@ def leaks_on_disk(folder: Path, secrets: list[Secret]) -> list[str]:
     return [f"{rule} in {path}" for path in sorted(folder.rglob("*")) if path.is_file()
             for n, rule in wanted.items() if n in path.read_bytes()]
 
-
-def stored(folder: Path, sid: str, rel: str = "main.jsonl", rev: str = "HEAD") -> bytes:
-    """A stored file: its chunk blobs concatenated in name order."""
-    where = f"{rev}:transcripts/{sid}/{rel}"
-    names = sorted(n for n in git_at(folder, "ls-tree", "--name-only", where).split()
-                   if CHUNK.match(n))
-    assert names, f"no chunks at {where}"
-    specs = "".join(f"{where}/{n}\n" for n in names).encode()
-    out = subprocess.run(["git", "-C", str(folder), "cat-file", "--batch"], input=specs,
-                         capture_output=True, check=True).stdout
-    data, pos = b"", 0
-    for _ in names:
-        eol = out.index(b"\n", pos)
-        size = int(out[pos:eol].split()[2])
-        data += out[eol + 1:eol + 1 + size]
-        pos = eol + 1 + size + 1
-    return data
 
 
 def redactions_per_commit(folder: Path) -> dict[str, int]:

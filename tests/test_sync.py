@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from conftest import CORPUS, PYTHON, Project, cmem, payload, run_hook
+from conftest import git_blobs as blobs, stored_file as stored
 from servers import GitDaemon, HttpGit, bare_repository, reject_pushes
 
 SPOTTER = CORPUS / "spotter"
@@ -196,33 +197,6 @@ def git_at(folder: Path, *args: str, check: bool = True) -> str:
     if check:
         assert done.returncode == 0, (folder, args, done.stderr)
     return done.stdout
-
-
-def blobs(folder: Path, specs: list[str]) -> list[bytes]:
-    """The bytes of each `<rev>:<path>` through one `git cat-file --batch`."""
-    if not specs:
-        return []
-    done = subprocess.run(["git", "-C", str(folder), "cat-file", "--batch"],
-                          input="".join(s + "\n" for s in specs).encode(), capture_output=True,
-                          check=True)
-    out, pos, found = done.stdout, 0, []
-    for spec in specs:
-        eol = out.index(b"\n", pos)
-        header = out[pos:eol].split()
-        assert len(header) == 3 and header[1] == b"blob", (spec, header)
-        size = int(header[2])
-        found.append(out[eol + 1:eol + 1 + size])
-        pos = eol + 1 + size + 1
-    return found
-
-
-def stored(folder: Path, sid: str, rel: str = "main.jsonl", rev: str = "HEAD") -> bytes:
-    """A stored transcript: its chunk blobs concatenated in name order."""
-    where = f"transcripts/{sid}/{rel}"
-    names = sorted(name for name in git_at(folder, "ls-tree", "--name-only",
-                                           f"{rev}:{where}").split() if CHUNK.fullmatch(name))
-    assert names, f"no chunks for {where} in {folder}"
-    return b"".join(blobs(folder, [f"{rev}:{where}/{name}" for name in names]))
 
 
 def files_in(folder: Path, rev: str = "HEAD", under: str = "") -> list[str]:
