@@ -37,7 +37,7 @@ import uuid
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple, TypeVar
 
 MIB = 1024 * 1024
 HERE = Path(__file__).resolve().parent
@@ -719,6 +719,28 @@ def content_ratio(growth: GrowthResult) -> dict[str, Any]:
 # ---------------------------------------------------------------- main
 
 
+T = TypeVar("T")
+
+
+def sandboxed(directory: str | None, keep: bool,
+              work: Callable[[Sandbox], T]) -> tuple[Sandbox, T] | None:
+    """`work` run in a new sandbox; None, with the sandbox kept, when the benchmark fails. The
+    real ~/.claude must come out untouched, or the figures are void."""
+    real_claude = Path(os.path.expanduser("~")) / ".claude"
+    before = fingerprint(real_claude)
+    box = Sandbox.create(directory)
+    try:
+        result = work(box)
+    except BenchError as error:
+        print(f"bench failed: {error}\n(sandbox kept at {box.root})", file=sys.stderr)
+        return None
+    if not keep:
+        shutil.rmtree(box.root, ignore_errors=True)
+    if fingerprint(real_claude) != before:
+        raise SystemExit("the benchmark touched the real ~/.claude: its numbers are void")
+    return box, result
+
+
 def fingerprint(folder: Path) -> list[tuple[str, int]]:
     if not folder.is_dir():
         return []
@@ -738,20 +760,12 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     if args.runs:
         plan = Plan(plan.big_mib, plan.small_mib, plan.append, args.runs, plan.backups)
-    real_claude = Path(os.path.expanduser("~")) / ".claude"
-    before = fingerprint(real_claude)
-    box = Sandbox.create(args.dir)
     load = os.getloadavg()
     started = time.perf_counter()
-    try:
-        report = run_all(box, plan, args.profile)
-    except BenchError as error:
-        print(f"bench failed: {error}\n(sandbox kept at {box.root})", file=sys.stderr)
+    done = sandboxed(args.dir, args.keep, lambda box: run_all(box, plan, args.profile))
+    if done is None:
         return 1
-    if not args.keep:
-        shutil.rmtree(box.root, ignore_errors=True)
-    if fingerprint(real_claude) != before:
-        raise SystemExit("the benchmark touched the real ~/.claude: its numbers are void")
+    box, report = done
     report["seconds"] = round(time.perf_counter() - started, 1)
     report["load"] = {"before": load, "after": os.getloadavg()}
     report["quick"] = args.quick

@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 import time
@@ -43,7 +42,7 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_hooks import (  # noqa: E402 - the sibling benchmark's content, sandbox and report
     PYTHON, BenchError, Figure, Project, Sample, Sandbox, Session, Transcript, _load,
-    corpus_lines, disk_usage, fig, fingerprint, machine, mib, ms, progress, timed)
+    corpus_lines, disk_usage, fig, machine, mib, ms, progress, sandboxed, timed)
 
 MIB = 1024 * 1024
 LOG_TARGET = 200.0  # ms, whole process
@@ -437,6 +436,12 @@ def text(report: dict[str, Any], where: str) -> str:
 # ---------------------------------------------------------------- main
 
 
+def run_reads(box: Sandbox, plan: Plan) -> tuple[Built, LogResult, DeltaResult]:
+    lines = corpus_lines()
+    project, built = build_history(box, lines, plan)
+    return built, bench_log(project, plan.runs), bench_delta(box, lines, plan)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -453,23 +458,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench failed: no cmem script at {CMEM}; run with the Python that has cmem "
               "installed", file=sys.stderr)
         return 1
-    real_claude = Path(os.path.expanduser("~")) / ".claude"
-    before = fingerprint(real_claude)
-    box = Sandbox.create(args.dir)
     load = os.getloadavg()
     started = time.perf_counter()
-    try:
-        lines = corpus_lines()
-        project, built = build_history(box, lines, plan)
-        log = bench_log(project, plan.runs)
-        found = bench_delta(box, lines, plan)
-    except BenchError as error:
-        print(f"bench failed: {error}\n(sandbox kept at {box.root})", file=sys.stderr)
+    done = sandboxed(args.dir, args.keep, lambda box: run_reads(box, plan))
+    if done is None:
         return 1
-    if not args.keep:
-        shutil.rmtree(box.root, ignore_errors=True)
-    if fingerprint(real_claude) != before:
-        raise SystemExit("the benchmark touched the real ~/.claude: its numbers are void")
+    box, (built, log, found) = done
     table = rows(built, log, found, plan)
     report = {
         "machine": machine(), "plan": asdict(plan), "quick": args.quick,

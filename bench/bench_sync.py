@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import statistics
@@ -37,7 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_hooks import (  # noqa: E402 - the sibling benchmark's content and sandbox
-    PYTHON, BenchError, Sandbox, Transcript, corpus_lines, fingerprint, gzip_size, payload)
+    PYTHON, BenchError, Sandbox, Transcript, corpus_lines, gzip_size, payload, sandboxed)
 
 MIB = 1024 * 1024
 TARGET = 2 * MIB  # SPEC: an incremental push after a 1 MiB append sends <= 2 MiB
@@ -276,18 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args(argv)
     plan = Plan(args.size or (10 if args.quick else 50), args.runs or (3 if args.quick else 5))
-    real_claude = Path(os.path.expanduser("~")) / ".claude"
-    before = fingerprint(real_claude)
-    box = Sandbox.create(args.dir)
-    try:
-        report = bench(box, plan)
-    except BenchError as error:
-        print(f"bench failed: {error}\n(sandbox kept at {box.root})", file=sys.stderr)
+    done = sandboxed(args.dir, args.keep, lambda box: bench(box, plan))
+    if done is None:
         return 1
-    if not args.keep:
-        shutil.rmtree(box.root, ignore_errors=True)
-    if fingerprint(real_claude) != before:
-        raise SystemExit("the benchmark touched the real ~/.claude: its numbers are void")
+    report = done[1]
     print(json.dumps(report, indent=1) if args.json else text(report))
     return 0 if max(report["sides"]["cmem"]["incremental_bytes"]) <= TARGET else 2
 
