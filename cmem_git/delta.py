@@ -44,7 +44,7 @@ def between(repo: pygit2.Repository, old: pygit2.Commit | None,
     """Every stored file that changed from `old` to `new`, with its added bytes."""
     old_tree = old.tree if old is not None else None
     deltas = []
-    for stored in _changed_files(repo, old_tree, new.tree):
+    for stored in changed_files(repo, old_tree, new.tree):
         before = chunks.listing(repo, subtree(old_tree, stored))
         after = chunks.listing(repo, subtree(new.tree, stored))
         if after:
@@ -52,8 +52,9 @@ def between(repo: pygit2.Repository, old: pygit2.Commit | None,
     return [d for d in deltas if d.data]
 
 
-def _changed_files(repo: pygit2.Repository, old: pygit2.Tree | None,
-                   new: pygit2.Tree) -> list[str]:
+def changed_files(repo: pygit2.Repository, old: pygit2.Tree | None,
+                  new: pygit2.Tree) -> list[str]:
+    """The stored transcript files (chunk folders) that `new` adds or changes against `old`."""
     old_root = subtree(old, ROOT)
     new_root = subtree(new, ROOT)
     if new_root is None:

@@ -21,7 +21,7 @@ import yaml
 from . import checkpoint, delta, memory
 from .errors import CmemError
 from .history import DISCARD, DOCUMENT, FRESH_START, Entry, since_document, walk
-from .store import Store
+from .store import Store, file_bytes
 
 SESSIONS = "sessions"
 _FRONT = re.compile(rb"\A---\r?\n(.*?\r?\n)?---\r?\n", re.DOTALL)
@@ -137,8 +137,7 @@ def _document(store: Store, item: Entry) -> Document:
 
 def _file_at_tip(store: Store, path: str) -> bytes | None:
     tip = store.tip()
-    blob = store.blob_at(tip.tree if tip else None, path)
-    return bytes(blob.data) if blob is not None else None
+    return file_bytes(tip.tree if tip else None, path)
 
 
 def pending(store: Store) -> list[Entry]:

@@ -22,7 +22,7 @@ from .history import Entry, describe, since_document, size_text
 from .output import paint, when
 from .revisions import resolve
 from .status import Status, collect
-from .store import Store, lookup, subtree, tree_diff
+from .store import Store, file_bytes, lookup, subtree, tree_diff
 
 
 class NotFound(CmemError):
@@ -122,7 +122,7 @@ def changes(store: Store, old: str | None, new: str | None) -> Changes:
     first = resolve(store, old)
     second = resolve(store, new or "HEAD")
     tip_tree = second.tree
-    files = [(path, _blob(first.tree, path), _blob(tip_tree, path))
+    files = [(path, file_bytes(first.tree, path), file_bytes(tip_tree, path))
              for path in _changed_paths(store.repo, first.tree, tip_tree)
              if not path.startswith(ROOT + "/")]
     return Changes(str(first.id)[:8], str(second.id)[:8],
@@ -138,14 +138,9 @@ def _uncommitted(store: Store) -> Changes:
         if flags[path] in (pygit2.GIT_STATUS_CURRENT, pygit2.GIT_STATUS_IGNORED):
             continue
         on_disk = store.workdir / path
-        files.append((path, _blob(tree, path), on_disk.read_bytes() if on_disk.is_file()
+        files.append((path, file_bytes(tree, path), on_disk.read_bytes() if on_disk.is_file()
                       else None))
     return Changes("HEAD", "working files", [], files)
-
-
-def _blob(tree: pygit2.Tree | None, path: str) -> bytes | None:
-    obj = lookup(tree, path)
-    return bytes(obj.data) if isinstance(obj, pygit2.Blob) else None
 
 
 def changes_json(found: Changes) -> dict[str, Any]:

@@ -210,6 +210,12 @@ def lookup(tree: pygit2.Tree | None, path: str) -> pygit2.Object | None:
         return None
 
 
+def file_bytes(tree: pygit2.Tree | None, path: str) -> bytes | None:
+    """The content of the file at `path` in `tree`; None when there is no such file."""
+    obj = lookup(tree, path)
+    return bytes(obj.data) if isinstance(obj, pygit2.Blob) else None
+
+
 def subtree(tree: pygit2.Tree | None, path: str) -> pygit2.Tree | None:
     obj = lookup(tree, path)
     return obj if isinstance(obj, pygit2.Tree) else None

@@ -23,9 +23,10 @@ import pygit2
 
 from . import checkpoint, chunks, memory, scan, transport
 from .backup import ROOT, SOURCE_MAP, merge_lines
+from .delta import changed_files
 from .errors import CmemError
 from .history import entry, format_message
-from .store import Draft, Store, lookup, subtree, tree_diff
+from .store import Draft, Store, file_bytes, subtree
 
 if TYPE_CHECKING:
     from .redact import Redactor
@@ -218,22 +219,17 @@ def _memory_files(repo: pygit2.Repository, base: pygit2.Tree | None, first: pygi
     changes: dict[str, pygit2.Oid | None] = {}
     conflicts = []
     for name in memory.FILES:
-        old, one, two = (_text(tree, name) for tree in (base, first.tree, second.tree))
+        old, one, two = (file_bytes(tree, name) for tree in (base, first.tree, second.tree))
         if one is None or two is None or one == two or old in (one, two):
             continue  # at most one side changed it: git's merge is right
         body, conflicted = _merge_text(repo, *(memory.without_managed(t) if t is not None
                                               else None for t in (old, one, two)))
         for label in memory.MANAGED:
-            value = memory.value(_text(newer.tree, name), label)
+            value = memory.value(file_bytes(newer.tree, name), label)
             body = memory.set_line(body, label, value) if value is not None else body
         changes[name] = repo.create_blob(body)
         conflicts += [name] if conflicted else []
     return changes, conflicts
-
-
-def _text(tree: pygit2.Tree | None, name: str) -> bytes | None:
-    blob = lookup(tree, name)
-    return bytes(blob.data) if isinstance(blob, pygit2.Blob) else None
 
 
 def _merge_text(repo: pygit2.Repository, old: bytes | None, one: bytes | None,
@@ -278,7 +274,8 @@ def _transcripts(repo: pygit2.Repository, base: pygit2.Tree | None, first: pygit
                  ) -> dict[str, pygit2.Oid | None]:
     """Chunk changes for every stored file both sides changed: their lines, merged."""
     changes: dict[str, pygit2.Oid | None] = {}
-    for stored in sorted(_changed(repo, base, first) & _changed(repo, base, second)):
+    both = set(changed_files(repo, base, first)) & set(changed_files(repo, base, second))
+    for stored in sorted(both):
         one = chunks.listing(repo, subtree(first, stored))
         two = chunks.listing(repo, subtree(second, stored))
         data = merge_lines(chunks.read_range(repo, one), chunks.read_range(repo, two))
@@ -290,17 +287,6 @@ def _transcripts(repo: pygit2.Repository, base: pygit2.Tree | None, first: pygit
         for piece in chunks.cut(data):
             changes[f"{stored}/{piece.name}"] = repo.create_blob(piece.data)
     return changes
-
-
-def _changed(repo: pygit2.Repository, base: pygit2.Tree | None,
-             tree: pygit2.Tree) -> set[str]:
-    old = subtree(base, ROOT)
-    new = subtree(tree, ROOT)
-    if new is None:
-        return set()
-    diff = tree_diff(old, new)
-    return {f"{ROOT}/{d.new_file.path.rsplit('/', 1)[0]}" for d in diff.deltas
-            if d.status != pygit2.GIT_DELTA_DELETED}
 
 
 def _message(ours: pygit2.Commit, theirs: pygit2.Commit, device: str,
