@@ -51,9 +51,11 @@ class Result:
 
     @property
     def added(self) -> tuple[int, int]:
-        """(bytes, lines) added over all of the session's files."""
+        """(bytes over all of the session's files, records): records are the lines of its
+        JSONL transcripts, not of spilled tool output (tool-results/*.txt)."""
         return (sum(f.after[0] - f.before[0] for f in self.files if not f.rewritten),
-                sum(f.after[1] - f.before[1] for f in self.files if not f.rewritten))
+                sum(f.after[1] - f.before[1] for f in self.files
+                    if not f.rewritten and f.source.jsonl))
 
 
 def take(store: Store, request: Request, wait: float | None = None) -> Result:

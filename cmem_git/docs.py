@@ -18,7 +18,7 @@ from typing import Any
 import pygit2
 import yaml
 
-from . import checkpoint, delta, memory
+from . import checkpoint, conversation, delta, memory
 from .errors import CmemError
 from .history import DISCARD, DOCUMENT, FRESH_START, Entry, since_document, walk
 from .store import Store, file_bytes
@@ -147,7 +147,8 @@ def pending(store: Store) -> list[Entry]:
 
 
 def resume(store: Store, max_chars: int) -> str:
-    """The last session document, then the records added since, within `max_chars`."""
+    """The last session document, then the conversation since, within `max_chars` (0: no
+    limit). The document gets at most 60% of the budget, the conversation the rest."""
     document = last(store, required=False)
     tip = store.tip()
     if tip is None:
@@ -159,11 +160,13 @@ def resume(store: Store, max_chars: int) -> str:
         head = "# No session document yet\n\n"
     else:
         text = (_file_at_tip(store, document.path) or document.text).decode("utf-8", "replace")
-        text = text if len(text) <= max_chars * 0.6 else (
-            text[: int(max_chars * 0.6)] + f"\n… (cut; `cmem show HEAD:{document.path}`)\n")
-        head = f"# Last session document: {document.path}\n\n{text}\n\n"
-    records = delta.as_markdown(delta.chronological(store.repo, since, tip),
-                                max(max_chars - len(head) - 40, 200))
+        share = int(max_chars * 0.6)
+        if max_chars and len(text) > share:
+            text = text[:share] + f"\n… (cut; `cmem show HEAD:{document.path}` has it all)\n"
+        head = f"# Last session document: {document.path}\n\n{text.rstrip()}\n\n"
+    found = conversation.build(delta.chronological(store.repo, since, tip))
+    budget = max(max_chars - len(head) - 40, 400) if max_chars else 0
+    records = conversation.as_text(found, budget, "cmem resume --max-chars 0")
     return head + "# What happened since\n\n" + (records or "Nothing since.\n")
 
 
