@@ -226,7 +226,8 @@ def _session_start(run_: _Run) -> Output:
     synced = _sync_now(run_) if _syncing(run_) else None
     errors = errorlog.take_pending(run_.store.gitdir)
     settings = context.Settings(run_.config.staleness_hours, run_.config.memory_size_warning_kib)
-    text = context.render(run_.store, settings, errors, run_.problems, synced)
+    text = context.render(run_.store, settings, errors, run_.problems, synced,
+                          source=event.detail, session=event.session_id)
     output: dict[str, Any] = {"hookSpecificOutput": {"hookEventName": "SessionStart",
                                                      "additionalContext": text}}
     if run_.problems or errors:

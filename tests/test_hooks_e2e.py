@@ -460,11 +460,11 @@ def test_session_start_lists_backups_since_the_last_document(project: Project) -
     text = context_of(done)
     assert "systemMessage" not in hook_output(done)
     assert head(project) == tip  # nothing changed: nothing to commit
-    assert "document: first half" in text
+    assert "Last session document: 'first half'" in text
     history = project.git("log", "--format=%h %ct %s")
     assert after in text and other in text, (text, history)
     assert before not in text
-    assert "3 commits in 2 session(s)" in text
+    assert "Backups not in a session document yet: 3 commits in 2 sessions" in text
     assert_healthy(project)
 
 
@@ -563,7 +563,7 @@ def test_session_start_with_nothing_to_do_makes_no_commit(project: Project) -> N
         text = context_of(done)
         assert "systemMessage" not in hook_output(done)
         assert head(project) == tip
-    assert "No backups since then." in text
+    assert "Nothing pending: no backups yet." in text
     assert_healthy(project)
 
 
@@ -572,7 +572,8 @@ def test_resume_session_start_with_a_fresh_id_and_no_file(project: Project) -> N
     shutil.copyfile(SHORT, project.transcripts / f"{sid}.jsonl")
     quiet(hook(project, "SessionEnd", sid, project.transcripts / f"{sid}.jsonl",
                reason="resume"))
-    context_of(session_start(project, session_id("first-start"), "resume"))
+    first = context_of(session_start(project, session_id("first-start"), "resume"))
+    assert sid in first
     tip = head(project)
     fresh = session_id("fresh-from-resume")
     missing = project.transcripts / f"{fresh}.jsonl"
@@ -582,7 +583,8 @@ def test_resume_session_start_with_a_fresh_id_and_no_file(project: Project) -> N
     text = context_of(done)
     assert "systemMessage" not in hook_output(done)
     assert head(project) == tip
-    assert sid in text
+    # The second SessionStart of the same resume repeats nothing the first one said.
+    assert text.startswith("cmem (resume): nothing changed since its context of"), text
     assert not (project.memory / "transcripts" / fresh).exists()
     assert_healthy(project)
 
