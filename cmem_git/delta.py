@@ -15,7 +15,7 @@ import pygit2
 
 from . import chunks
 from .backup import MAIN, ROOT
-from .history import ORDER, size_text
+from .history import ORDER, plural, size_text
 from .store import subtree, tree_diff
 
 
@@ -63,7 +63,7 @@ class FileDelta:
     def attachment_note(self) -> str:
         """One line for a spilled file: its size and how to read it in full."""
         what = "rewritten, " if self.rewritten else ("+" if self.start else "")
-        return (f"{self.file} ({what}{self.line_count:,} lines, "
+        return (f"{self.file} ({what}{plural(self.line_count, 'line')}, "
                 f"{size_text(len(self.data), signed=False)}; full text: "
                 f"`cmem show {self.commit or 'HEAD'}:{self.stored}`)")
 

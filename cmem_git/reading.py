@@ -31,6 +31,10 @@ class NotFound(CmemError):
     pass
 
 
+class UnknownSession(NotFound):
+    exit_code = UsageProblem.exit_code  # the command line named it: a usage error
+
+
 def entry_json(item: Entry) -> dict[str, Any]:
     return {"commit": str(item.id), "time": item.time, "subject": item.subject,
             "event": item.event, "session": item.session, "summary": describe(item),
@@ -121,7 +125,7 @@ def session_id(store: Store, commit: pygit2.Commit, prefix: str) -> str:
     found = [n for n in names if n.startswith(prefix)]
     if len(found) != 1:
         problem = "no session" if not found else f"several sessions ({', '.join(found[:5])})"
-        raise NotFound(f"{problem} matches {prefix!r} in {str(commit.id)[:8]}",
+        raise UnknownSession(f"{problem} matches {prefix!r} in {str(commit.id)[:8]}",
                        hint="`cmem log` lists sessions; give more of the id")
     return found[0]
 

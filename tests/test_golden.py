@@ -157,7 +157,13 @@ def _compare(name: str, output: bytes) -> None:
         path.parent.mkdir(exist_ok=True)
         path.write_bytes(output)
     assert path.is_file(), f"no golden file {path}: regenerate (see this module's docstring)"
-    assert output == path.read_bytes(), f"{name} differs from {path}"
+    expected = path.read_bytes()
+    if output != expected:
+        pairs = zip(output.splitlines(), expected.splitlines())
+        first = next((i for i, (a, b) in enumerate(pairs) if a != b), None)
+        where = f"line {first + 1}" if first is not None else "length"
+        pytest.fail(f"{name} differs from {path} at {where}; if the change is intended, "
+                    "regenerate: CMEM_GOLDEN_REGENERATE=1 pytest tests/test_golden.py")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

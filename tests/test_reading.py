@@ -384,7 +384,7 @@ def test_cat_gives_back_claude_codes_files(built: Built) -> None:
 
 def test_cat_errors(built: Built) -> None:
     done = run(built.project, "cat", "ffffffff")
-    assert done.returncode == 1 and b"no session matches" in done.stderr
+    assert done.returncode == 2 and b"no session matches" in done.stderr
     assert b"hint:" in done.stderr
     done = run(built.project, "cat", SESSION_A, "--file", "subagents/agent-nope.jsonl")
     assert done.returncode == 1 and done.stdout == b""
