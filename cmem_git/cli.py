@@ -397,6 +397,9 @@ def fresh_start(yes: bool) -> None:
         click.confirm("Reset the memory files to the templates?", abort=True)
     store = _store(project)
     commit = docs.fresh_start(store, _request(project, "fresh-start", None))
+    if commit is None:
+        click.echo("nothing to do: the memory files are the templates and nothing is pending")
+        return
     click.echo(f"memory files reset ({str(commit)[:8]}); `cmem show HEAD~1:active-context.md` "
                "shows the previous version")
 

@@ -84,11 +84,15 @@ def discard(store: Store, request: checkpoint.Request) -> pygit2.Oid:
     return _required(checkpoint.take(store, request).commit)
 
 
-def fresh_start(store: Store, request: checkpoint.Request) -> pygit2.Oid:
+def fresh_start(store: Store, request: checkpoint.Request) -> pygit2.Oid | None:
     """Reset the memory files to the templates. Edits not yet committed are committed first,
-    so the reset never loses them."""
+    so the reset never loses them. None, and no commit, when there is nothing to reset: the
+    files are the templates and no backup is pending."""
     checkpoint.take(store, dataclasses.replace(request, event="fresh-start-save"))
     files = {name: memory.template(name) for name in memory.FILES}
+    if all(_file_at_tip(store, name) == data for name, data in files.items()) \
+            and not pending(store):
+        return None
     request = dataclasses.replace(request, event=FRESH_START, files=files, always=True,
                                   subject="fresh-start: memory files reset to the templates")
     return _required(checkpoint.take(store, request).commit)

@@ -260,6 +260,16 @@ def test_discard_with_nothing_pending_commits_nothing(project: Project) -> None:
     assert head(project) == tip
 
 
+def test_fresh_start_with_nothing_to_reset_commits_nothing(project: Project) -> None:
+    tip = head(project)
+    out = ok(project, "fresh-start", "--yes")
+    assert out == "nothing to do: the memory files are the templates and nothing is pending\n"
+    assert head(project) == tip
+    (project.memory / "active-context.md").write_text("# Edited\n")
+    assert ok(project, "fresh-start", "--yes").startswith("memory files reset (")
+    assert head(project) != tip and project.git("status", "--porcelain") == ""
+
+
 def test_status_words_agree_with_their_numbers(project: Project) -> None:
     shutil.copyfile(SPOTTER / "short.jsonl", project.transcripts / f"{SESSION}.jsonl")
     hook(project, "Stop", SESSION)
