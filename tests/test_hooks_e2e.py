@@ -479,7 +479,7 @@ def test_session_start_after_a_document_from_a_clock_ahead(project: Project) -> 
     quiet(hook(project, "SessionEnd", after, project.transcripts / f"{after}.jsonl"))
 
     text = context_of(session_start(project, session_id("new")))
-    assert "document: from the laptop" in text
+    assert "Last session document: 'from the laptop'" in text
     assert after in text, text
     assert before not in text, text
     assert "1 commits in 1 session(s)" in text or "1 commit in 1 session" in text, text
