@@ -71,6 +71,8 @@ def new_machine(base: Path, name: str, project: str) -> Machine:
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     machine = Machine(root, home, name)
     machine.cmem("init")
+    config = machine.memory / "cmem.yaml"  # both "machines" share a host name: tell them apart
+    config.write_text(re.sub(r"(?m)^device: .*$", f"device: {name}", config.read_text()))
     return machine
 
 
