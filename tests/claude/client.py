@@ -4,8 +4,8 @@ Order: `$CMEM_CLAUDE` (a path; `check-latest` sets it), the pinned version alrea
 `claude` on PATH (`.ci/run` puts the pinned version there), then `npm install` of the pinned
 version into the cache. Without `claude` and without npm the tier is skipped, saying so.
 
-The cache is `$CMEM_CLAUDE_CACHE`, else `.cache/claude-code` in this clone (git-ignored), so an
-install never writes to the user's home; npm's own download cache goes there too.
+The cache is `$CMEM_CLAUDE_CACHE`, else `.cache/claude-code` in this clone (git-ignored), so a
+test never writes to the user's home; npm's own download cache goes there too.
 """
 
 from __future__ import annotations
@@ -33,20 +33,14 @@ def installed(version: str, cache: Path = CACHE) -> Path:
 
 
 def install(version: str, cache: Path = CACHE) -> Path:
-    """`npm install` one version into the cache. The package's postinstall copies the native
-    binary of `@anthropic-ai/claude-code-<platform>` (an optional dependency) over its stub."""
-    npm = shutil.which("npm")
-    if npm is None:
+    """`npm install` one version into the cache, through the script .ci/run uses."""
+    if shutil.which("npm") is None:
         raise Unavailable(f"npm is not on PATH to install {PACKAGE}@{version}")
-    prefix = cache / version
-    prefix.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "npm_config_cache": str(cache / "npm"), "npm_config_update_notifier":
-           "false", "npm_config_fund": "false", "npm_config_audit": "false"}
-    done = subprocess.run([npm, "install", "--prefix", str(prefix), f"{PACKAGE}@{version}"],
-                          capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run([str(HERE / "install"), version], capture_output=True, text=True,
+                          env={**os.environ, "CMEM_CLAUDE_CACHE": str(cache)}, timeout=900)
     if done.returncode != 0:
-        raise RuntimeError(f"npm install {PACKAGE}@{version} failed:\n{done.stderr[-2000:]}")
-    return installed(version, cache)
+        raise RuntimeError(f"installing {PACKAGE}@{version} failed:\n{done.stderr[-2000:]}")
+    return Path(done.stdout.strip()) / "claude"
 
 
 def find() -> Path:
@@ -61,11 +55,7 @@ def find() -> Path:
     if shutil.which("npm") is None:
         raise Unavailable(f"neither `claude` nor npm is on PATH: install Claude Code "
                           f"(npm install -g {PACKAGE}@{PINNED}) or npm to run the claude tier")
-    binary = install(PINNED)
-    if not runs(binary):
-        raise RuntimeError(f"npm installed {PACKAGE}@{PINNED} but {binary} does not run "
-                           "(no native binary for this platform?)")
-    return binary
+    return install(PINNED)
 
 
 def runs(binary: Path) -> bool:

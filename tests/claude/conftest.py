@@ -11,6 +11,8 @@ import pytest
 
 from . import client
 from .harness import DURATIONS, Claude, Machine, new_machine
+
+TESTED: list[str] = []  # the Claude Code version the tier ran, for the summary
 from .mock_api import MockApi
 
 
@@ -29,9 +31,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def claude_binary() -> Path:
     try:
-        return client.find()
+        binary = client.find()
     except client.Unavailable as reason:
         pytest.skip(str(reason))
+    TESTED.append(client.version(binary))
+    return binary
 
 
 @pytest.fixture
@@ -62,7 +66,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         by_event[hook.event].append(hook.millis)
         if hook.upper_bound:
             bounded.add(hook.event)
-    terminalreporter.section("cmem hook durations in the real Claude Code (ms)")
+    terminalreporter.section(f"cmem hook durations in {', '.join(TESTED)}, in ms, as Claude Code "
+                             "measured them")
     for event, values in sorted(by_event.items()):
         note = "  (upper bound: logged without a duration)" if event in bounded else ""
         terminalreporter.write_line(

@@ -31,6 +31,7 @@ from .mock_api import MockApi
 _HOOK_LINE = re.compile(r"^(\S+) \[DEBUG\] (?:Hooks: )?([A-Za-z]+)(?::(\w+))? \[(.+?)\] "
                         r"(?:finished|completed) with status (-?\d+)(?: \((\d+)ms\))?", re.M)
 _CMEM_DIRS = ("subagents", "tool-results")  # what cmem backs up beside <session>.jsonl
+EVERY_TURN = {"SessionStart", "Stop", "SessionEnd"}  # the cmem hooks every `claude -p` runs
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ class Claude:
         text = debug.read_text(errors="replace") if debug.exists() else ""
         run = Run(command, done.returncode, done.stdout, done.stderr, text, hook_runs(text), first)
         self.runs.append(run)
-        DURATIONS.extend(run.hooks)
+        DURATIONS.extend(h for h in cmem_hooks(run) if h.status == 0)
         if check:
             assert done.returncode == 0, f"claude failed ({done.returncode}): {done.stderr}"
         return run
