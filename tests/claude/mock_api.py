@@ -159,7 +159,7 @@ def reply_for(body: Json) -> tuple[str, list[Json]]:
     messages = body.get("messages") or []
     # Claude Code may put its own messages (e.g. a hook's context as role "system") after the
     # user's turn, so the prompt is the last user message, wherever it is.
-    last = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+    last: Json = next((m for m in reversed(messages) if m.get("role") == "user"), {})
     prompt = _user_text(last)
     # The compaction request appends its instructions to the conversation's last user message,
     # which may also hold a tool result: it is recognised first.
@@ -254,9 +254,10 @@ def sse_events(message: Json) -> Iterator[tuple[str, Json]]:
 
 
 def _block_events(index: int, block: Json) -> Iterator[tuple[str, Json]]:
+    opening: Json
+    delta: Json
     if block["type"] == "text":
-        opening, delta = {"type": "text", "text": ""}, {"type": "text_delta",
-                                                        "text": block["text"]}
+        opening, delta = {"type": "text", "text": ""}, {"type": "text_delta", "text": block["text"]}
     else:
         opening = {**block, "input": {}}
         delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}

@@ -21,11 +21,18 @@ from .harness import (EVERY_TURN, Claude, Machine, backups_match, hooks_succeede
 
 
 def trailers(machine: Machine, session: str) -> list[dict[str, str]]:
-    """The trailers of every commit for a session, newest first (read with the git CLI)."""
-    out = git(machine.memory, "log", "--format=%(trailers:unfold)%x00")
+    """The trailers of every commit for a session, newest first, with the commit id as
+    "commit" (read with the git CLI)."""
+    out = git(machine.memory, "log", "--format=commit: %H%n%(trailers:unfold)%x00")
     commits = [dict(line.split(": ", 1) for line in block.strip().splitlines() if ": " in line)
                for block in out.split("\0") if block.strip()]
     return [c for c in commits if c.get("Cmem-Session") == session]
+
+
+def committed_at(machine: Machine, session: str, event: str) -> dict[str, str]:
+    found = [c for c in trailers(machine, session) if c["Cmem-Event"] == event]
+    assert found, f"no {event} commit for {session}"
+    return found[0]
 
 
 def test_print_mode_session(claude: Claude, machine: Machine) -> None:
@@ -68,6 +75,12 @@ def test_subagent(claude: Claude, machine: Machine) -> None:
     verify(machine, run, EVERY_TURN)
     agents = list((machine.transcripts / run.session_id / "subagents").glob("*.jsonl"))
     assert agents and b"MARK-from-subagent" in agents[0].read_bytes()
+    # SubagentStop committed the subagent's transcript before the turn ended
+    commit = committed_at(machine, run.session_id, "subagent-stop")
+    assert agents[0].stem == f"agent-{commit['Cmem-Agent']}"
+    stored = machine.cmem("cat", run.session_id, "--file", f"subagents/{agents[0].name}",
+                          "--at", commit["commit"])
+    assert b"MARK-from-subagent" in stored
 
 
 def test_compact(claude: Claude, machine: Machine) -> None:
@@ -79,8 +92,14 @@ def test_compact(claude: Claude, machine: Machine) -> None:
     assert events.index("PreCompact:manual") < events.index("SessionStart:compact")
     summary = [r for r in claude.api.messages()[compacted.first_request:] if r.reply == "compact"]
     assert summary and "MARK-before-compact" in json.dumps(summary[0].body)
-    pre = [c for c in trailers(machine, first.session_id) if c["Cmem-Event"] == "pre-compact"]
-    assert pre and pre[0].get("Cmem-Trigger") == "manual"
+    assert committed_at(machine, first.session_id, "pre-compact")["Cmem-Trigger"] == "manual"
+    # Claude Code writes the summary after SessionStart `compact` (and PostCompact) ran, so the
+    # first commit that holds it is SessionEnd's: why cmem has no PostCompact hook. A version
+    # that writes it earlier fails here (check-latest), and a PostCompact hook would pay off.
+    holding = [c["Cmem-Event"] for c in trailers(machine, first.session_id)
+               if b"Markers: MARK-before-compact" in machine.cmem("cat", first.session_id, "--at",
+                                                                   c["commit"])]
+    assert holding and holding[-1] == "session-end", holding  # the oldest holding the summary
 
 
 @dataclass
@@ -109,18 +128,14 @@ def laptop_then_desktop(base: Path, claude: Claude) -> TwoMachines:
     assert "MARK-laptop" in sent and "MARK-laptop-tool" in sent, "the laptop's turns were lost"
     desktop.cmem("sync")
     verify_repository(desktop)
+    remote_log = git(remote, "log", "--format=%(trailers:key=Cmem-Device,valueonly)")
+    assert {"laptop", "desktop"} <= set(remote_log.split()), remote_log
     return TwoMachines(laptop, desktop, first.session_id)
 
 
 def verify_repository(machine: Machine) -> None:
     backups_match(machine)
     repository_clean(machine)
-
-
-def test_two_machines(claude: Claude, tmp_path: Path) -> None:
-    both = laptop_then_desktop(tmp_path, claude)
-    remote_log = git(tmp_path / "memory.git", "log", "--format=%(trailers:key=Cmem-Device)")
-    assert "desktop" in remote_log and "laptop" in remote_log
 
 
 @pytest.mark.xfail(strict=True, reason="issue 10: `cmem restore` refuses to bring an older "
@@ -136,7 +151,7 @@ def test_first_machine_catches_up(claude: Claude, tmp_path: Path) -> None:
     assert "MARK-desktop" in claude.api.sent_text(again.first_request)
 
 
-def test_first_machine_resumes_without_restore(claude: Claude, tmp_path: Path) -> None:
+def test_two_machines_and_the_first_resuming_without_restore(claude: Claude, tmp_path: Path) -> None:
     """Resumed from its own older copy, the laptop's session forks from the desktop's: the
     backup then holds every line of both sides (what sync promises), and so differs from
     either machine's file."""
