@@ -27,17 +27,17 @@ class Unavailable(Exception):
     """Neither a `claude` binary nor npm to install one: the reason the tier is skipped."""
 
 
-def installed(version: str, cache: Path = CACHE) -> Path:
+def installed(version: str) -> Path:
     """Where `npm install --prefix` puts the binary of a version in the cache."""
-    return cache / version / "node_modules" / ".bin" / "claude"
+    return CACHE / version / "node_modules" / ".bin" / "claude"
 
 
-def install(version: str, cache: Path = CACHE) -> Path:
+def install(version: str) -> Path:
     """`npm install` one version into the cache, through the script .ci/run uses."""
     if shutil.which("npm") is None:
         raise Unavailable(f"npm is not on PATH to install {PACKAGE}@{version}")
     done = subprocess.run([str(HERE / "install"), version], capture_output=True, text=True,
-                          env={**os.environ, "CMEM_CLAUDE_CACHE": str(cache)}, timeout=900)
+                          env={**os.environ, "CMEM_CLAUDE_CACHE": str(CACHE)}, timeout=900)
     if done.returncode != 0:
         raise RuntimeError(f"installing {PACKAGE}@{version} failed:\n{done.stderr[-2000:]}")
     return Path(done.stdout.strip()) / "claude"

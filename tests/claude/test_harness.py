@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import re
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from . import client
 from .harness import EVERY_TURN, Claude, Machine, verify
 from .mock_api import MockApi
 
@@ -65,3 +67,16 @@ def test_tier_fails_when_cmem_reports_a_problem(claude: Claude, machine: Machine
     run = claude(machine, "MARK-reported")
     with pytest.raises(AssertionError, match="a hook reported a problem|cmem recorded"):
         verify(machine, run, EVERY_TURN)
+
+
+def test_tier_is_skipped_with_a_reason_only_without_claude_and_npm(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client, "ENV_BINARY", None)
+    monkeypatch.setattr(client, "CACHE", tmp_path / "empty-cache")
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither claude nor npm
+    with pytest.raises(client.Unavailable, match="neither `claude` nor npm"):
+        client.find()
+    fake = tmp_path / "claude"
+    fake.write_text("#!/bin/sh\necho '9.9.9 (Claude Code)'\n")
+    fake.chmod(0o755)
+    assert client.find() == fake

@@ -120,8 +120,11 @@ def laptop_then_desktop(base: Path, claude: Claude) -> TwoMachines:
     first = claude(laptop, "on the laptop: MARK-laptop MOCK:bash echo MARK-laptop-tool")
     verify(laptop, first, EVERY_TURN)
     laptop.cmem("sync")
+    verify_repository(laptop)
     desktop.cmem("sync")
+    repository_clean(desktop)  # no transcript of its own yet
     desktop.cmem("restore", first.session_id)
+    verify_repository(desktop)
     resumed = claude(desktop, "on the desktop: MARK-desktop", "--resume", first.session_id)
     verify(desktop, resumed, EVERY_TURN)
     sent = claude.api.sent_text(resumed.first_request)
