@@ -117,7 +117,8 @@ def laptop_then_desktop(base: Path, claude: Claude) -> TwoMachines:
     desktop = new_machine(base, "desktop", "work/proj")
     for machine in (laptop, desktop):
         machine.cmem("remote", "add", "origin", str(remote))
-    first = claude(laptop, "on the laptop: MARK-laptop MOCK:bash echo MARK-laptop-tool")
+    # a large output, so that tool-results/ travels too
+    first = claude(laptop, "on the laptop: MARK-laptop MOCK:bash seq 1 80000")
     verify(laptop, first, EVERY_TURN)
     laptop.cmem("sync")
     verify_repository(laptop)
@@ -125,10 +126,11 @@ def laptop_then_desktop(base: Path, claude: Claude) -> TwoMachines:
     repository_clean(desktop)  # no transcript of its own yet
     desktop.cmem("restore", first.session_id)
     verify_repository(desktop)
+    assert list((desktop.transcripts / first.session_id / "tool-results").iterdir())
     resumed = claude(desktop, "on the desktop: MARK-desktop", "--resume", first.session_id)
     verify(desktop, resumed, EVERY_TURN)
     sent = claude.api.sent_text(resumed.first_request)
-    assert "MARK-laptop" in sent and "MARK-laptop-tool" in sent, "the laptop's turns were lost"
+    assert "MARK-laptop" in sent and "persisted-output" in sent, "the laptop's turns were lost"
     desktop.cmem("sync")
     verify_repository(desktop)
     remote_log = git(remote, "log", "--format=%(trailers:key=Cmem-Device,valueonly)")
