@@ -10,7 +10,7 @@ from typing import Iterator
 import pytest
 
 from . import client
-from .harness import DURATIONS, Claude, Machine, new_machine
+from .harness import DURATIONS, UNKNOWN, Claude, Machine, new_machine
 
 TESTED: list[str] = []  # the Claude Code version the tier ran, for the summary
 from .mock_api import MockApi
@@ -73,3 +73,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(
             f"{event:14} n={len(values):3}  median={statistics.median(values):6.0f}  "
             f"max={max(values):6}{note}")
+    for request in sorted(UNKNOWN):
+        terminalreporter.write_line(f"the mock API answered {request} with {{}} (unknown to it)")

@@ -44,8 +44,9 @@ class HookRun:
     upper_bound: bool  # True when Claude Code logged no duration (see the module docstring)
 
 
-# Every hook run of the session, for the summary pytest prints (conftest.py).
+# Every cmem hook run and every request the mock API did not know, for pytest's summary.
 DURATIONS: list[HookRun] = []
+UNKNOWN: set[str] = set()
 
 
 @dataclass
@@ -120,6 +121,7 @@ class Claude:
         run = Run(command, done.returncode, done.stdout, done.stderr, text, hook_runs(text), first)
         self.runs.append(run)
         DURATIONS.extend(h for h in cmem_hooks(run) if h.status == 0)
+        UNKNOWN.update(self.api.unknown())
         if check:
             assert done.returncode == 0, f"claude failed ({done.returncode}): {done.stderr}"
         return run

@@ -211,13 +211,6 @@ def _user_text(message: Json) -> str:
     return "\n".join(plain or texts)
 
 
-def _system_text(body: Json) -> str:
-    system = body.get("system")
-    if isinstance(system, str):
-        return system
-    return "\n".join(b.get("text", "") for b in system or [] if isinstance(b, dict))
-
-
 def _text(text: str) -> Json:
     return {"type": "text", "text": text}
 
