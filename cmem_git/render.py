@@ -94,7 +94,7 @@ def _assistant_part(part: Any, thinking: bool) -> str | None:
     if kind == "text":
         return f"**Claude:** {str(part.get('text', '')).strip()}"
     if kind == "tool_use":
-        return f"→ {part.get('name', '?')}({_short(_one_line(part.get('input')))})"
+        return f"→ {part.get('name', '?')}({tool_summary(part.get('input'))})"
     if kind in ("thinking", "redacted_thinking"):
         return f"_(thinking)_ {str(part.get('thinking', '')).strip()}" if thinking else None
     return f"[{_short(str(kind or 'unknown'), 40)} content]"
@@ -109,6 +109,11 @@ def _system(value: dict[str, Any]) -> str | None:
     if subtype in ("local_command", "stop_hook_summary", "informational"):
         return None
     return f"[system: {_short(str(value.get('content', subtype)))}]"
+
+
+def tool_summary(value: Any) -> str:
+    """A tool call's input on one short line: its command, path or pattern when it has one."""
+    return _short(_one_line(value))
 
 
 def _one_line(value: Any) -> str:
