@@ -238,7 +238,8 @@ class _Waiting:
 
 def paired(source: Iterable[_Item]) -> Iterator[Block]:
     """Blocks in order, each tool call held back until its result arrives (or until something
-    else is said, or the calls waiting grow past PENDING_LIMIT): then out with the result."""
+    else is said or thought, or the calls waiting grow past PENDING_LIMIT): then out with its
+    result."""
     waiting = _Waiting()
     for block in source:
         if isinstance(block, Call):
@@ -246,8 +247,8 @@ def paired(source: Iterable[_Item]) -> Iterator[Block]:
             waiting.size += len(block.input)
         elif isinstance(block, _Orphan):
             yield from _resolve(waiting, block)
-        elif isinstance(block, Line):
-            yield block
+        elif isinstance(block, (Line, Note)):
+            yield block  # a placeholder between a call and its result does not part them
             continue
         else:
             yield from waiting.take()
