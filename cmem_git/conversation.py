@@ -25,6 +25,8 @@ from . import chunks, render
 
 PENDING_LIMIT = 4 << 20  # tool calls waiting for their result, in bytes of input and result
 _TAG = re.compile(r"<[^>]{1,80}>")
+_COMMAND = re.compile(r"<command-name>([^<]{1,200})</command-name>")
+_ARGS = re.compile(r"<command-args>(.{0,2000}?)</command-args>", re.DOTALL)
 _TITLES = ("custom-title", "ai-title")
 
 
@@ -310,10 +312,20 @@ def _first_prompt(records: list[bytes]) -> str | None:
     for line in records:
         for block in record_blocks(line):
             if isinstance(block, Said) and block.who == "user":
-                text = _one_line(_TAG.sub(" ", block.text))
+                text = _one_line(_TAG.sub(" ", _command(block.text)))
                 if text:
                     return text
     return None
+
+
+def _command(text: str) -> str:
+    """A slash command's prompt as the user typed it: `/name args`, without Claude Code's
+    `<command-message>` wrapping."""
+    name = _COMMAND.search(text)
+    if name is None:
+        return text
+    args = _ARGS.search(text)
+    return f"{name[1]} {args[1] if args else ''}"
 
 
 def _stamp(records: list[bytes]) -> str | None:

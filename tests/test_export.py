@@ -493,3 +493,70 @@ def test_all_is_incremental(project: Project, tmp_path: Path) -> None:
     markdown = cmem("export", "--all", "--format", "md", "-o", str(folder), cwd=project.root,
                     env=env)
     assert b"2 sessions written" in markdown.stdout and (folder / "index.md").is_file()
+
+
+# ------------------------------------------------------------------- a real browser
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Any:
+    from browser import Browser, chromium
+    binary = chromium()
+    if binary is None:
+        pytest.skip("no chromium installed (Debian package `chromium`; .ci/run installs it "
+                    "when it runs as root)")
+    driver = Browser(binary, tmp_path / "profile")
+    yield driver
+    driver.close()
+
+
+def test_chromium_renders_the_page(built: Built, tmp_path: Path, browser: Any) -> None:
+    path = tmp_path / "task.html"
+    assert export(built, SID_TASK[:8], "-o", str(path)).returncode == 0
+    expected = tool_blocks(built.sessions[SID_TASK]["main.jsonl"]) + tool_blocks(AGENT.read_bytes())
+    browser.open(path.as_uri(), 390, 844)
+    assert browser.evaluate("document.documentElement.classList.contains('js')"), \
+        "the script ran: its hash in the policy is right"
+    assert browser.evaluate("document.querySelectorAll('details.tool').length") == expected
+    assert browser.evaluate("document.querySelectorAll('details.tool section.subagent "
+                            "details.tool').length") == tool_blocks(AGENT.read_bytes())
+    assert browser.evaluate("document.documentElement.scrollWidth") <= 390, "fits a phone"
+    first = "document.querySelector('details.tool')"
+    shown = f"{first}.querySelector('pre').checkVisibility()"
+    height = f"{first}.getBoundingClientRect().height"
+    closed = browser.evaluate(height)
+    assert browser.evaluate(f"{first}.open") is False and browser.evaluate(shown) is False
+    browser.evaluate(f"{first}.querySelector('summary').click()")
+    assert browser.evaluate(f"{first}.open") is True and browser.evaluate(shown) is True
+    assert browser.evaluate(height) > closed + 20, "opening shows the input and result"
+    browser.evaluate("document.querySelector('[data-open=\"0\"]').click()")
+    assert browser.evaluate("document.querySelectorAll('details[open]').length") == 0
+    browser.evaluate("dispatchEvent(new Event('beforeprint'))")
+    assert browser.evaluate("document.querySelectorAll('details:not([open])').length") == 0
+    background = "getComputedStyle(document.body).backgroundColor"
+    assert browser.evaluate(background) == "rgb(255, 255, 255)"
+    browser.call("Emulation.setEmulatedMedia",
+                 features=[{"name": "prefers-color-scheme", "value": "dark"}])
+    assert browser.evaluate(background) == "rgb(13, 17, 23)"
+    screenshot = browser.screenshot()
+    assert screenshot.startswith(PNG) and int.from_bytes(screenshot[16:20], "big") == 390
+    assert browser.pdf().startswith(b"%PDF")
+    requests = [e["params"]["request"]["url"] for e in browser.events
+                if e.get("method") == "Network.requestWillBeSent"]
+    assert requests == [path.as_uri()], "the page loads nothing but itself"
+    assert not [e for e in browser.events if e.get("method") == "Log.entryAdded"], \
+        "no policy violation or other error in the console"
+
+
+def test_chromium_runs_no_transcript_script(built: Built, tmp_path: Path, browser: Any) -> None:
+    path = tmp_path / "odd.html"
+    assert export(built, SID_ODD[:8], "-o", str(path)).returncode == 0
+    browser.open(path.as_uri(), 1000, 800)
+    assert browser.evaluate("typeof window.__pwned") == "undefined"
+    assert browser.evaluate("document.querySelectorAll('script').length") == 1
+    assert browser.evaluate("document.querySelectorAll('img, textarea').length") == 0
+    assert "<script>window.__pwned=1</script>" in browser.evaluate("document.body.innerText")
+    assert browser.evaluate("document.querySelector('details.spilled').closest('details.tool')"
+                            ".id") == f"tool-{SPILL_ID}"
