@@ -560,3 +560,65 @@ def test_chromium_runs_no_transcript_script(built: Built, tmp_path: Path, browse
     assert "<script>window.__pwned=1</script>" in browser.evaluate("document.body.innerText")
     assert browser.evaluate("document.querySelector('details.spilled').closest('details.tool')"
                             ".id") == f"tool-{SPILL_ID}"
+
+
+# ------------------------------------------------------------------- a 100 MiB session
+
+# Peak memory is read in a small parent of the export: Linux carries a process's peak RSS
+# across fork and exec, so the export's own figure would include the test process's.
+MEASURE = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+
+
+def _export_on_a_terminal(project: Project, sid: str, target: Path) -> tuple[int, bytes]:
+    """Export with stderr on a pseudo-terminal (where the progress bar goes): the export's
+    peak resident memory in KiB, and what the terminal showed."""
+    master, slave = os.openpty()
+    process = subprocess.Popen([PYTHON, "-c", MEASURE, str(Path(PYTHON).parent / "cmem"),
+                                "export", sid, "-o", str(target)], cwd=project.root,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
+                               env=clean_env(project.home))
+    os.close(slave)
+    shown = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: every writer of the terminal is gone
+            break
+        if not data:
+            break
+        shown.append(data)
+    out, _ = process.communicate(timeout=600)
+    os.close(master)
+    assert process.returncode == 0, b"".join(shown)
+    return int(out.split()[-1]), b"".join(shown)
+
+
+def test_a_100_mib_session_exports_in_chunk_memory_with_a_progress_bar(
+        project: Project, tmp_path: Path) -> None:
+    config = project.memory / "cmem.yaml"
+    text = config.read_text()
+    assert "\nredaction: true\n" in text
+    config.write_text(text.replace("\nredaction: true\n", "\nredaction: false\n"))  # faster
+    lines = (SPOTTER / "tool_heavy.jsonl").read_bytes()
+    sizes = {"small": 1 << 20, "big": 100 << 20}
+    peaks = {}
+    for name, size in sizes.items():
+        sid = f"{name}-{size}"
+        data = lines * (size // len(lines) + 1)
+        _end(project, sid, _place(project, sid, {"main.jsonl": data}))
+        (project.transcripts / f"{sid}.jsonl").unlink()
+        del data
+        target = tmp_path / f"{name}.html"
+        peaks[name], shown = _export_on_a_terminal(project, sid, target)
+        assert target.read_bytes().endswith(b"</html>\n")
+        if name == "big":
+            assert b"exporting" in shown and b"100%" in shown, shown[-400:]
+            with target.open("rb") as page_file:
+                calls = sum(piece.count(b'<details class="tool') for piece in
+                            iter(lambda: page_file.read(1 << 20), b""))
+            assert calls == (size // len(lines) + 1) * tool_blocks(lines)  # (no tag is cut:
+            # a read boundary inside one would only lower the count)
+    growth = (peaks["big"] - peaks["small"]) * 1024
+    assert growth < (sizes["big"] - sizes["small"]) / 8, \
+        f"peak memory grew by {growth >> 20} MiB for 99 MiB more transcript"
