@@ -213,7 +213,19 @@ def _text(content: Any) -> str:
 
 
 def _pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False)
+    """A tool's input for reading: one `key: value` per line, a text with newlines shown as
+    lines (a Task prompt or a Write's content as JSON is one unreadable line of `\\n`)."""
+    if not isinstance(value, dict):
+        return json.dumps(value, indent=2, ensure_ascii=False)
+    return "\n".join(_field(str(key), item) for key, item in value.items())
+
+
+def _field(key: str, value: Any) -> str:
+    if isinstance(value, str) and "\n" in value:
+        return f"{key}:\n" + "\n".join("    " + line for line in value.split("\n"))
+    if isinstance(value, str):
+        return f"{key}: {value}"
+    return f"{key}: {json.dumps(value, ensure_ascii=False)}"
 
 
 def _compaction(value: dict[str, Any], time: str | None) -> Compaction:

@@ -114,7 +114,7 @@ def call_open(out: TextIO, call: Call) -> None:
     out.write(f"<details><summary><b>{inline(call.name)}</b> <code>{inline(call.summary)}"
               f"</code>{' (error)' if error else ''} {local_time(call.time)}</summary>\n\n")
     if call.input:
-        out.write("**input**\n\n" + code(call.input, "json"))
+        out.write("**input**\n\n" + code(call.input))
     if call.result is None:
         out.write("_no result in the transcript_\n\n")
     else:

@@ -10,6 +10,7 @@ What a page shows is checked against the corpus files, never against cmem's own 
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
@@ -580,14 +581,9 @@ def _export_on_a_terminal(project: Project, sid: str, target: Path) -> tuple[int
                                env=clean_env(project.home))
     os.close(slave)
     shown = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: every writer of the terminal is gone
-            break
-        if not data:
-            break
-        shown.append(data)
+    with contextlib.suppress(OSError):  # EIO once every writer of the terminal is gone
+        while data := os.read(master, 65536):
+            shown.append(data)
     out, _ = process.communicate(timeout=600)
     os.close(master)
     assert process.returncode == 0, b"".join(shown)
