@@ -566,8 +566,8 @@ def import_command(projects_dir: Path | None, legacy: Path | None) -> None:
 @click.option("--format", "form", type=click.Choice(("html", "md")), default="html",
               show_default=True, help="A self-contained HTML page, or Markdown.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
-              help="The file to write ('-' for stdout; default ./<session id>.html), or the "
-              "folder for --all.")
+              help="The file or folder to write to ('-' for stdout; default "
+              "./<session id>.html); the folder for --all.")
 @click.option("--at", "rev", default="HEAD", help="As of this revision.")
 def export_command(session: str | None, everything: bool, form: str, output: Path | None,
                    rev: str) -> None:
@@ -588,7 +588,8 @@ def export_command(session: str | None, everything: bool, form: str, output: Pat
         with _progress("exporting") as progress:
             report = export.export_all(store, rev, form, output, progress)
         click.echo(f"{len(report.rendered)} sessions written, {len(report.kept)} unchanged, "
-                   f"{report.documents} documents: {report.index}")
+                   f"{len(report.removed)} removed, {report.documents} documents: "
+                   f"{report.index}")
         for name in report.skipped:
             click.echo(f"warning: skipped a session stored as {name!r}", err=True)
         return

@@ -12,7 +12,7 @@ whose backups it covers, the same rule `cmem resume` uses (the backups since the
 document, discard or fresh start).
 
 `export --all` writes `index.html`, `sessions/<id>.html` and `documents/<name>.html` into a folder
-and remembers in `.cmem-export.json` what each session page was made from: the next run
+and remembers in `.cmem-export.html.json` what each session page was made from: the next run
 re-renders only the sessions whose stored files, checkpoints or documents changed.
 """
 
@@ -41,7 +41,7 @@ from .store import Store, file_bytes, subtree
 
 VERSION = "1"  # what the pages look like; a new value makes `--all` render everything again
 FORMATS = {"html": ".html", "md": ".md"}
-MANIFEST = ".cmem-export.json"
+MANIFEST = ".cmem-export.{}.json"
 Progress = Callable[[int, int, str], None]
 _DOC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$")
 
@@ -169,7 +169,8 @@ class Session:
 
 def find(store: Store, prefix: str, rev: str) -> Session:
     commit = resolve(store, rev)
-    return load(store.repo, commit, session_id(store, commit, prefix))
+    # The id names the output file: one from a remote's tree must not be a path.
+    return load(store.repo, commit, check_session_id(session_id(store, commit, prefix)))
 
 
 def load(repo: pygit2.Repository, commit: pygit2.Commit, sid: str) -> Session:
@@ -380,7 +381,9 @@ def export_one(store: Store, prefix: str, rev: str, form: str, target: Path | No
     if out is not None:
         write_session(store.repo, session, history, chosen, out, progress=progress)
         return None
-    path = target or Path(f"{session.id}{extension(form)}")
+    path = target or Path(".")
+    if path.is_dir():
+        path = path / f"{session.id}{extension(form)}"
     write_file(path, lambda handle: write_session(store.repo, session, history, chosen, handle,
                                                   progress=progress))
     return path
@@ -393,6 +396,7 @@ class Report:
     rendered: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # stored under a name cmem would not write
+    removed: list[str] = field(default_factory=list)  # pages of sessions history no longer has
     documents: int = 0
     index: Path | None = None
 
@@ -427,11 +431,25 @@ def export_all(store: Store, rev: str, form: str, folder: Path,
         counted += row.size
         done[row.session.id] = row.key
         report.rendered.append(row.session.id)
+    _forget(folder, ext, done, {row.session.id for row in rows}, report)
     report.documents = _documents(store.repo, commit, history, chosen, ext, folder)
     report.index = folder / f"index{ext}"
     write_file(report.index, lambda out: _index(out, chosen, ext, rows, history))
     _save_manifest(folder, form, done)
     return report
+
+
+def _forget(folder: Path, ext: str, done: dict[str, str], present: set[str],
+            report: Report) -> None:
+    """Pages of sessions history no longer holds (purged) go, as the index no longer
+    links them."""
+    for sid in sorted(set(done) - present):
+        del done[sid]
+        try:
+            (folder / "sessions" / f"{check_session_id(sid)}{ext}").unlink(missing_ok=True)
+        except HookInputError:
+            continue
+        report.removed.append(sid)
 
 
 def _step(progress: Progress | None, before: int, total: int) -> Progress | None:
@@ -468,19 +486,20 @@ def _key(session: Session, history: Timeline, form: str) -> str:
 
 
 def _manifest(folder: Path, form: str) -> dict[str, str]:
+    """What each session page of this format was made from (one file per format: HTML and
+    Markdown pages share the folder)."""
     try:
-        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        data = json.loads((folder / MANIFEST.format(form)).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    sessions = data.get("sessions") if isinstance(data, dict) and data.get("format") == form \
-        else None
+    sessions = data.get("sessions") if isinstance(data, dict) else None
     return {k: v for k, v in sessions.items() if isinstance(v, str)} \
         if isinstance(sessions, dict) else {}
 
 
 def _save_manifest(folder: Path, form: str, done: dict[str, str]) -> None:
     text = json.dumps({"version": VERSION, "format": form, "sessions": done}, indent=1)
-    write_file(folder / MANIFEST, lambda out: out.write(text + "\n"))
+    write_file(folder / MANIFEST.format(form), lambda out: out.write(text + "\n"))
 
 
 def _documents(repo: pygit2.Repository, commit: pygit2.Commit, history: Timeline,

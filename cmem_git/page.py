@@ -96,6 +96,12 @@ def text(value: str) -> str:
     return HIDDEN.sub(_visible, html.escape(value, quote=True))
 
 
+def attribute(value: str) -> str:
+    """A transcript string inside an attribute value: escaped, hidden characters as `?`
+    (markup, as `text` makes of them, has no place inside a quoted value)."""
+    return HIDDEN.sub("?", html.escape(value, quote=True))
+
+
 def _visible(match: re.Match[str]) -> str:
     return f'<span class="ctl" title="hidden character">U+{ord(match[0]):04X}</span>'
 
@@ -174,8 +180,9 @@ def thinking(out: TextIO, block: Thinking) -> None:
 
 def call_open(out: TextIO, call: Call) -> None:
     error = call.result is not None and call.result.error
-    out.write(f'<details class="tool{" error" if error else ""}" id="tool-{text(call.id)}" '
-              f'data-tool="{text(call.name)}"><summary><b>{text(call.name)}</b> '
+    kind = "tool error" if error else "tool"
+    out.write(f'<details class="{kind}" id="tool-{attribute(call.id)}" '
+              f'data-tool="{attribute(call.name)}"><summary><b>{text(call.name)}</b> '
               f"<code>{text(call.summary)}</code>{' (error)' if error else ''} "
               f"{local_time(call.time)}</summary>\n")
     if call.input:

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from cmem_git import page
+from cmem_git.store import Draft, Store
 from conftest import CORPUS, PYTHON, Project, cmem, git, payload, run_hook
 
 SPOTTER = CORPUS / "spotter"
@@ -72,6 +73,8 @@ def odd_session() -> bytes:
                           f"saved to: {SPILL_ID}.txt\n</persisted-output>"}]),
         message("assistant", [{"type": "tool_use", "id": "toolu_02ERR", "name": "Read",
                                "input": {"file_path": "/x"}}]),
+        message("assistant", [{"type": "tool_use", "id": 'x\u202e" onclick="alert(1)',
+                               "name": 'Bash\u202e" onmouseover="alert(2)', "input": HOSTILE}]),
         message("user", [{"type": "tool_result", "tool_use_id": "toolu_02ERR",
                           "content": "boom", "is_error": True}]),
         b'{"type": "user", "message": {"role": "user", "content": "lone \\ud800 surrogate"},'
@@ -453,7 +456,7 @@ def test_all_index_documents_and_links(built: Built, tmp_path: Path) -> None:
     folder = tmp_path / "site"
     done = export(built, "--all", "-o", str(folder))
     assert done.returncode == 0, done.stderr
-    assert b"6 sessions written, 0 unchanged, 1 documents" in done.stdout
+    assert b"6 sessions written, 0 unchanged, 0 removed, 1 documents" in done.stdout
     index = parse((folder / "index.html").read_text())
     hrefs = [a["href"] for t, a, _ in index.elements if t == "a"]
     for sid in SESSIONS:
@@ -494,6 +497,28 @@ def test_all_is_incremental(project: Project, tmp_path: Path) -> None:
     markdown = cmem("export", "--all", "--format", "md", "-o", str(folder), cwd=project.root,
                     env=env)
     assert b"2 sessions written" in markdown.stdout and (folder / "index.md").is_file()
+    _drop_session(project, SID_TOOLS)  # as a purge would
+    fourth = cmem("export", "--all", "-o", str(folder), cwd=project.root, env=env)
+    assert b"0 sessions written, 1 unchanged, 1 removed" in fourth.stdout
+    assert not (folder / "sessions" / f"{SID_TOOLS}.html").exists()
+    assert SID_TOOLS not in (folder / "index.html").read_text()
+
+
+def _drop_session(project: Project, sid: str) -> None:
+    store = Store.open(project.memory)
+    folder = f"transcripts/{sid}/main.jsonl"
+
+    def build(tip: Any) -> Draft:
+        gone = {f"{folder}/{entry.name}": None for entry in tip.tree[folder]}
+        return Draft(store.build_tree(tip.tree, gone), f"drop {sid}\n")
+    assert store.commit(build) is not None
+    assert f"transcripts/{sid}" not in project.git("ls-tree", "-r", "--name-only", "HEAD")
+
+
+def test_output_into_a_folder(built: Built, tmp_path: Path) -> None:
+    done = export(built, SID_SHORT[:8], "-o", str(tmp_path))
+    assert done.returncode == 0
+    assert (tmp_path / f"{SID_SHORT}.html").read_text().endswith("</html>\n")
 
 
 # ------------------------------------------------------------------- a real browser
