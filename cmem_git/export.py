@@ -204,15 +204,16 @@ class _Render:
     used: set[str] = field(default_factory=set)
 
     def file(self, name: str, marks: list[Checkpoint]) -> None:
+        """One stored file; each checkpoint's marker after the last line its commit held."""
         self.used.add(name)
-        waiting = [m for m in marks if m.lines is not None]
+        waiting = _positions(marks)
         for block in conversation.paired(conversation.blocks(self._lines(name))):
             if isinstance(block, Line):
-                while waiting and waiting[0].lines is not None and block.number > waiting[0].lines:
-                    self._mark(waiting.pop(0))
+                while waiting and block.number > waiting[0][0]:
+                    self._mark(waiting.pop(0)[1])
             else:
                 self._block(block)
-        for mark in waiting:
+        for _, mark in waiting:
             self._mark(mark)
 
     def _lines(self, name: str) -> Iterator[bytes]:
@@ -282,6 +283,16 @@ class _Render:
             else:
                 size = size_text(_stored_size(self.repo, self.session.files[name]), False)
                 self.form.note(self.out, Note(f"[stored file {name}, {size}]", None))
+
+
+def _positions(marks: list[Checkpoint]) -> list[tuple[int, Checkpoint]]:
+    """Where each checkpoint's marker goes: after the line count its commit recorded, or, for
+    a commit that did not change the transcript (a document), where the one before it went."""
+    placed, line = [], 0
+    for mark in marks:
+        line = mark.lines if mark.lines is not None else line
+        placed.append((line, mark))
+    return placed
 
 
 def _stored_size(repo: pygit2.Repository, listing: list[chunks.Chunk]) -> int:

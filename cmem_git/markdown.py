@@ -153,8 +153,8 @@ def call_close(out: TextIO) -> None:
 def compaction(out: TextIO, block: Compaction) -> None:
     tokens = f", {block.tokens:,} tokens before" if block.tokens else ""
     out.write(f"---\n\n**── Compaction ({inline(block.trigger)}{tokens}) "
-              f"{local_time(block.time)} ──** Claude's context was replaced here: what is above "
-              "left it; Claude went on from the summary below.\n\n---\n\n")
+              f"{local_time(block.time)} ──** Claude's context was replaced here: what is "
+              "above left it; Claude went on from the summary below.\n\n---\n\n")
 
 
 def summary(out: TextIO, block: Summary) -> None:

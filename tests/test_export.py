@@ -249,7 +249,8 @@ class Page(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if not self.stack or self.stack[-1][0] != tag:
-            self.problems.append(f"</{tag}> closes {self.stack[-1][0] if self.stack else 'nothing'}")
+            open_tag = self.stack[-1][0] if self.stack else "nothing"
+            self.problems.append(f"</{tag}> closes {open_tag}")
             return
         self.stack.pop()
 
@@ -295,6 +296,9 @@ def test_every_session_exports_as_html(built: Built, tmp_path: Path, sid: str) -
     assert sum(1 for t, _, _ in found.elements if t == "style") == 1
     assert not any(t == "details" and "open" in a for t, a, _ in found.elements), \
         "thinking, tool calls and summaries start closed"
+    ids = {a["id"] for _, a, _ in found.elements if "id" in a}
+    targets = [a["href"][1:] for t, a, _ in found.elements if a.get("href", "").startswith("#")]
+    assert targets and set(targets) <= ids, "every checkpoint on the timeline has its marker"
 
 
 def _plain(text: str) -> str:
