@@ -419,6 +419,15 @@ class _Row:
     size: int
     key: str
 
+    def saved(self) -> dict[str, object]:
+        """The manifest's entry: what the page was made from, and what the index shows of
+        it, so that an unchanged session costs no blob read on the next run."""
+        return {"key": self.key, "title": self.outline.title, "start": self.outline.start,
+                "end": self.outline.end, "size": self.size}
+
+
+Manifest = dict[str, dict[str, object]]
+
 
 def export_all(store: Store, rev: str, form: str, folder: Path,
                progress: Progress | None = None) -> Report:
@@ -426,22 +435,20 @@ def export_all(store: Store, rev: str, form: str, folder: Path,
     history = timeline(store.repo, commit)
     chosen, ext = writer(form), extension(form)
     report = Report()
-    rows = _rows(store.repo, commit, history, form, report)
     done = _manifest(folder, form)
+    rows = _rows(store.repo, commit, history, form, done, report)
     links = Links("../index" + ext, lambda d: f"../documents/{d.name}{ext}")
-    total = sum(row.size for row in rows if done.get(row.session.id) != row.key)
-    counted = 0
-    for row in rows:
+    fresh = [row for row in rows if not _current(done, row, folder / "sessions", ext)]
+    total, counted = sum(row.size for row in fresh), 0
+    for row in fresh:
         path = folder / "sessions" / f"{row.session.id}{ext}"
-        if done.get(row.session.id) == row.key and path.is_file():
-            report.kept.append(row.session.id)
-            continue
         step = _step(progress, counted, total)
         write_file(path, lambda out: write_session(store.repo, row.session, history, chosen,
                                                    out, links, step))
         counted += row.size
-        done[row.session.id] = row.key
+        done[row.session.id] = row.saved()
         report.rendered.append(row.session.id)
+    report.kept = [row.session.id for row in rows if row not in fresh]
     _forget(folder, ext, done, {row.session.id for row in rows}, report)
     report.documents = _documents(store.repo, commit, history, chosen, ext, folder)
     report.index = folder / f"index{ext}"
@@ -450,7 +457,13 @@ def export_all(store: Store, rev: str, form: str, folder: Path,
     return report
 
 
-def _forget(folder: Path, ext: str, done: dict[str, str], present: set[str],
+def _current(done: Manifest, row: _Row, pages: Path, ext: str) -> bool:
+    entry = done.get(row.session.id)
+    return entry is not None and entry.get("key") == row.key and \
+        (pages / f"{row.session.id}{ext}").is_file()
+
+
+def _forget(folder: Path, ext: str, done: Manifest, present: set[str],
             report: Report) -> None:
     """Pages of sessions history no longer holds (purged) go, as the index no longer
     links them."""
@@ -471,7 +484,7 @@ def _step(progress: Progress | None, before: int, total: int) -> Progress | None
 
 
 def _rows(repo: pygit2.Repository, commit: pygit2.Commit, history: Timeline, form: str,
-          report: Report) -> list[_Row]:
+          done: Manifest, report: Report) -> list[_Row]:
     rows = []
     for item in subtree(commit.tree, ROOT) or []:
         name = item.name or ""
@@ -481,9 +494,21 @@ def _rows(repo: pygit2.Repository, commit: pygit2.Commit, history: Timeline, for
             report.skipped.append(name)
             continue
         session = load(repo, commit, name)
-        rows.append(_Row(session, describe(repo, session), stored_bytes(repo, session),
-                         _key(session, history, form)))
+        key = _key(session, history, form)
+        rows.append(_cached(session, key, done.get(name)) or
+                    _Row(session, describe(repo, session), stored_bytes(repo, session), key))
     return sorted(rows, key=lambda r: r.outline.start or "", reverse=True)
+
+
+def _cached(session: Session, key: str, entry: dict[str, object] | None) -> _Row | None:
+    if entry is None or entry.get("key") != key or not isinstance(entry.get("size"), int):
+        return None
+    title, start, end = (entry.get(k) for k in ("title", "start", "end"))
+    outline = conversation.Outline(*(v if isinstance(v, str) else None
+                                     for v in (title, start, end)))
+    size = entry["size"]
+    assert isinstance(size, int)
+    return _Row(session, outline, size, key)
 
 
 def _key(session: Session, history: Timeline, form: str) -> str:
@@ -496,7 +521,7 @@ def _key(session: Session, history: Timeline, form: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def _manifest(folder: Path, form: str) -> dict[str, str]:
+def _manifest(folder: Path, form: str) -> Manifest:
     """What each session page of this format was made from (one file per format: HTML and
     Markdown pages share the folder)."""
     try:
@@ -504,11 +529,11 @@ def _manifest(folder: Path, form: str) -> dict[str, str]:
     except (OSError, ValueError):
         return {}
     sessions = data.get("sessions") if isinstance(data, dict) else None
-    return {k: v for k, v in sessions.items() if isinstance(v, str)} \
+    return {k: v for k, v in sessions.items() if isinstance(v, dict)} \
         if isinstance(sessions, dict) else {}
 
 
-def _save_manifest(folder: Path, form: str, done: dict[str, str]) -> None:
+def _save_manifest(folder: Path, form: str, done: Manifest) -> None:
     text = json.dumps({"version": VERSION, "format": form, "sessions": done}, indent=1)
     write_file(folder / MANIFEST.format(form), lambda out: out.write(text + "\n"))
 

@@ -488,8 +488,10 @@ def test_all_is_incremental(project: Project, tmp_path: Path) -> None:
     first = cmem("export", "--all", "-o", str(folder), cwd=project.root, env=env)
     assert b"2 sessions written, 0 unchanged" in first.stdout
     pages = {p: p.stat().st_mtime_ns for p in (folder / "sessions").iterdir()}
+    index = (folder / "index.html").read_text()
     again = cmem("export", "--all", "-o", str(folder), cwd=project.root, env=env)
     assert b"0 sessions written, 2 unchanged" in again.stdout
+    assert (folder / "index.html").read_text() == index, "the manifest's facts, as read before"
     assert {p: p.stat().st_mtime_ns for p in pages} == pages
     grown = files[SID_SHORT]["main.jsonl"] + message("user", "one more prompt")
     _end(project, SID_SHORT, _place(project, SID_SHORT, {"main.jsonl": grown}))
