@@ -571,9 +571,19 @@ def _index(out: TextIO, form: Format, ext: str, rows: list[_Row], history: Timel
     form.facts(out, [("sessions", str(len(rows))),
                      ("documents", str(len(history.documents)))])
     form.open_main(out)
+    if history.documents:
+        form.section_open(out, "Session documents")
+        form.facts(out, [(_day(d.time), form.link(f"documents/{d.name}{ext}", d.title) +
+                          form.text(f" ({len(d.sessions)} sessions)"))
+                         for d in sorted(history.documents.values(), key=lambda d: -d.time)])
+        form.section_close(out)
     for row in rows:
         _index_row(out, form, ext, row, history)
     form.finish(out)
+
+
+def _day(seconds: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds))
 
 
 def _index_row(out: TextIO, form: Format, ext: str, row: _Row, history: Timeline) -> None:
