@@ -14,6 +14,7 @@ placeholder names (`[xyz record]`), exactly as `cmem diff` shows it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -240,14 +241,41 @@ def _compaction(value: dict[str, Any], time: str | None) -> Compaction:
 
 @dataclass
 class _Waiting:
+    """Tool calls not yet written, in the order they were made, and their size."""
+
     calls: dict[str, Call] = field(default_factory=dict)
     size: int = 0
 
-    def take(self) -> list[Call]:
-        calls = list(self.calls.values())
-        self.calls.clear()
-        self.size = 0
-        return calls
+    def add(self, call: Call) -> Iterator[Block]:
+        if call.id in self.calls:  # the same id again (a copied transcript): the first goes
+            yield from self.take()
+        self.calls[call.id] = call
+        self.size += len(call.input)
+
+    def answer(self, orphan: _Orphan) -> Iterator[Block]:
+        call = self.calls.get(orphan.id)
+        if call is None:
+            yield Call(orphan.id, "?", "(its call is not in this transcript)", "", None,
+                       orphan.result)
+            return
+        self.calls[orphan.id] = dataclasses.replace(call, result=orphan.result)
+        self.size += len(orphan.result.text)
+        # Calls are answered in any order: a call is written once it and every call made
+        # before it have their results.
+        while self.calls:
+            first = next(iter(self.calls.values()))
+            if first.result is None:
+                return
+            yield self._drop(first)
+
+    def take(self) -> Iterator[Block]:
+        while self.calls:
+            yield self._drop(next(iter(self.calls.values())))
+
+    def _drop(self, call: Call) -> Call:
+        del self.calls[call.id]
+        self.size -= len(call.input) + (len(call.result.text) if call.result else 0)
+        return call
 
 
 def paired(source: Iterable[_Item]) -> Iterator[Block]:
@@ -257,38 +285,17 @@ def paired(source: Iterable[_Item]) -> Iterator[Block]:
     waiting = _Waiting()
     for block in source:
         if isinstance(block, Call):
-            waiting.calls[block.id] = block
-            waiting.size += len(block.input)
+            yield from waiting.add(block)
         elif isinstance(block, _Orphan):
-            yield from _resolve(waiting, block)
+            yield from waiting.answer(block)
         elif isinstance(block, (Line, Note)):
             yield block  # a placeholder between a call and its result does not part them
-            continue
         else:
             yield from waiting.take()
             yield block
         if waiting.size > PENDING_LIMIT:
             yield from waiting.take()
     yield from waiting.take()
-
-
-def _resolve(waiting: _Waiting, orphan: _Orphan) -> Iterator[Block]:
-    call = waiting.calls.get(orphan.id)
-    if call is None:
-        yield Call(orphan.id, "?", "(its call is not in this transcript)", "", None,
-                   orphan.result)
-        return
-    waiting.calls[orphan.id] = Call(call.id, call.name, call.summary, call.input, call.time,
-                                    orphan.result)
-    waiting.size += len(orphan.result.text)
-    # Calls are answered in any order; the ones before an answered call wait for theirs only
-    # while later calls are still open.
-    while waiting.calls:
-        first = next(iter(waiting.calls.values()))
-        if first.result is None:
-            return
-        del waiting.calls[first.id]
-        yield first
 
 
 # --- what a session's first and last chunks say -------------------------------------------
