@@ -578,7 +578,7 @@ def export_command(session: str | None, everything: bool, form: str, output: Pat
     With --all, every session into a folder that opens from disk (index.html); running it
     again re-renders only the sessions that changed.
     """
-    from . import export
+    from . import export, site
     store = _store()
     if everything == bool(session):
         raise click.UsageError("give a SESSION (an id prefix) or --all")
@@ -586,7 +586,7 @@ def export_command(session: str | None, everything: bool, form: str, output: Pat
         if output is None:
             raise click.UsageError("--all needs -o DIR")
         with _progress("exporting") as progress:
-            report = export.export_all(store, rev, form, output, progress)
+            report = site.export_all(store, rev, form, output, progress)
         click.echo(f"{len(report.rendered)} sessions written, {len(report.kept)} unchanged, "
                    f"{len(report.removed)} removed, {report.documents} documents: "
                    f"{report.index}")
