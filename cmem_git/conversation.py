@@ -34,7 +34,7 @@ _TITLES = ("custom-title", "ai-title")
 @dataclass(frozen=True)
 class Said:
     """A user prompt or Claude's text."""
-    who: str  # "user" or "claude"
+    who: str  # "user" or "claude" ("document" for a session document's page)
     text: str
     time: str | None
 

@@ -100,7 +100,7 @@ def _heading(label: str, stamp: str | None) -> str:
 
 
 def said(out: TextIO, block: Said) -> None:
-    out.write(_heading("User" if block.who == "user" else "Claude", block.time)
+    out.write(_heading(block.who.capitalize(), block.time)
               + prose(block.text))
 
 

@@ -167,7 +167,7 @@ def link(href: str, label: str) -> str:
 # --- conversation blocks -------------------------------------------------------------------
 
 def said(out: TextIO, block: Said) -> None:
-    who = "User" if block.who == "user" else "Claude"
+    who = block.who.capitalize()
     out.write(f'<section class="msg {block.who}"><div class="who">{who} '
               f'{local_time(block.time)}</div><div class="text">{text(block.text)}</div>'
               "</section>\n")

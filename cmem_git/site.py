@@ -191,7 +191,7 @@ def _document(out: TextIO, form: Format, ext: str, document: Document, data: byt
                      ("saved", form.local_time(_iso(document.time))),
                      ("covers", ", ".join(sessions) or "no session backups")])
     form.open_main(out)
-    form.said(out, Said("claude", data.decode("utf-8", "replace"), None))
+    form.said(out, Said("document", data.decode("utf-8", "replace"), None))
     form.finish(out)
 
 
