@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
 import os
 import sys
@@ -597,6 +598,54 @@ def import_command(projects_dir: Path | None, legacy: Path | None) -> None:
         click.echo(line)
     for problem in report.problems:
         click.echo(f"warning: {problem}", err=True)
+
+
+@cli.command(name="export")
+@click.argument("session", required=False)
+@click.option("--all", "everything", is_flag=True,
+              help="Every session, with an index and the session documents, into -o DIR.")
+@click.option("--format", "form", type=click.Choice(("html", "md")), default="html",
+              show_default=True, help="A self-contained HTML page, or Markdown.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="The file or folder to write to ('-' for stdout; default "
+              "./<session id>.html); the folder for --all.")
+@click.option("--at", "rev", default="HEAD", help="As of this revision.")
+def export_command(session: str | None, everything: bool, form: str, output: Path | None,
+                   rev: str) -> None:
+    """Write a session as a page to read: prompts, replies, thinking (folded), tool calls
+    with input and result, subagents inside the call that started them, compactions and
+    the session's checkpoints. From history alone: sessions Claude Code deleted export too.
+
+    With --all, every session into a folder that opens from disk (index.html); running it
+    again re-renders only the sessions that changed.
+    """
+    from . import export, site
+    store = _store()
+    if everything == bool(session):
+        raise click.UsageError("give a SESSION (an id prefix) or --all")
+    if everything:
+        if output is None:
+            raise click.UsageError("--all needs -o DIR")
+        with _progress("exporting") as progress:
+            report = site.export_all(store, rev, form, output, progress)
+        click.echo(f"{len(report.rendered)} sessions written, {len(report.kept)} unchanged, "
+                   f"{len(report.removed)} removed, {report.documents} documents: "
+                   f"{report.index}")
+        for name in report.skipped:
+            click.echo(f"warning: skipped a session stored as {name!r}", err=True)
+        return
+    assert session is not None
+    if str(output) == "-":
+        stream = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n")
+        try:
+            export.export_one(store, session, rev, form, None, stream)
+        finally:
+            stream.flush()
+            stream.detach()  # sys.stdout stays usable
+        return
+    with _progress("exporting") as progress:
+        path = export.export_one(store, session, rev, form, output, progress=progress)
+    click.echo(f"wrote {path}")
 
 
 @cli.command(name="search")

@@ -131,7 +131,7 @@ def _assistant_part(part: Any, thinking: bool) -> Piece | None:
     if kind == "text":
         return next(iter(_said("Claude", part.get("text", ""))), None)
     if kind == "tool_use":
-        return Piece(TOOL_USE, f"→ {part.get('name', '?')}({short(_one_line(part.get('input')))})",
+        return Piece(TOOL_USE, f"→ {part.get('name', '?')}({tool_summary(part.get('input'))})",
                      str(part.get("id") or ""))
     if kind in ("thinking", "redacted_thinking"):
         text = f"_(thinking)_ {str(part.get('thinking', '')).strip()}"
@@ -148,6 +148,11 @@ def _system(value: dict[str, Any]) -> list[Piece]:
     if subtype in ("local_command", "stop_hook_summary", "informational"):
         return []
     return [Piece(MARK, f"[system: {short(str(value.get('content', subtype)))}]")]
+
+
+def tool_summary(value: Any) -> str:
+    """A tool call's input on one short line: its command, path or pattern when it has one."""
+    return short(_one_line(value))
 
 
 def _one_line(value: Any) -> str:
