@@ -450,7 +450,7 @@ def test_stdout_and_errors(built: Built) -> None:
     done = export(built, SID_SHORT[:8], "-o", "-", "--format", "md")
     assert done.returncode == 0 and done.stdout.startswith(b"# mix phx.server")
     missing = export(built, "ffffffff")
-    assert missing.returncode == 1 and b"hint:" in missing.stderr
+    assert missing.returncode == 2 and b"hint:" in missing.stderr  # unknown session: a usage error (issue 14)
     both = export(built, SID_SHORT[:8], "--all", "-o", "x")
     assert both.returncode == 2 and b"SESSION" in both.stderr
     assert export(built, "--all").returncode == 2
