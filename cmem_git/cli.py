@@ -80,13 +80,29 @@ def init(device: str | None, force: bool, claude_md: bool) -> None:
     from . import project as project_mod
     project = paths.find_project(Path.cwd()) or Path.cwd()
     _print_report(project_mod.init(project.resolve(), sys.executable, device, force, claude_md))
+    _register_recall(project.resolve())
+
+
+def _register_recall(project: Path) -> None:
+    """The MCP server (personal scope) and its skill: see registration.py."""
+    from . import registration
+    actions, notes = registration.register(project, sys.executable)
+    for line in actions:
+        click.echo(line)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
 
 
 @cli.command()
 def uninstall() -> None:
-    """Remove cmem's hooks from .claude/settings.json (nothing else; the memory stays)."""
+    """Remove cmem's hooks from .claude/settings.json, its MCP server registration and its
+    skill (nothing else; the memory stays)."""
     from . import project as project_mod
-    _print_report(project_mod.uninstall(_project_here()))
+    from . import registration
+    project = _project_here()
+    _print_report(project_mod.uninstall(project))
+    for line in registration.unregister(project.resolve()):
+        click.echo(line)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -626,6 +642,19 @@ def _scan_hits(store: Store, ask: Any) -> list[Any]:
     hits = (h for h in hits if (not ask.kinds or h.kind in ask.kinds)
             and (ask.until is None or h.time <= ask.until))
     return list(itertools.islice(hits, ask.limit))
+
+
+@cli.command(name="mcp")
+@click.option("--project", "folder", type=click.Path(file_okay=False, path_type=Path),
+              help="The project whose memory to serve (default: the one here or above).")
+def mcp_command(folder: Path | None) -> None:
+    """Serve the memory to Claude as an MCP server on stdin/stdout (tools: search, show, log,
+    resume). `cmem init` registers it with Claude Code for this project."""
+    from . import mcp_server
+    project = paths.find_project(folder or Path.cwd())
+    if project is None:
+        raise NotInitialized(f"no .claude/memory repository in {folder or Path.cwd()} or above")
+    mcp_server.serve(project)
 
 
 @cli.command(name="scan")
