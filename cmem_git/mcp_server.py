@@ -14,6 +14,7 @@ the project folder so that tests can call them without a server too.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 from . import chunks, docs, paths, recall, render, revisions, search_index
 from .backup import MAIN, ROOT
@@ -26,6 +27,7 @@ from .store import Store, subtree
 MAX_CHARS = 8000
 MAX_HITS = 30
 MAX_RECORDS = 40
+_NOTE_ROOM = 200
 
 INSTRUCTIONS = """\
 This project's Claude Code history, versioned by cmem: every session (including ones Claude
@@ -41,11 +43,12 @@ def _store(project: Path) -> Store:
 
 
 def _bounded(parts: list[str], more: str) -> str:
-    """Join `parts` while they fit in MAX_CHARS; say what was left out and how to get it."""
+    """Join `parts` while they fit in MAX_CHARS (less room for the note); say what was left
+    out and how to get it."""
     out: list[str] = []
     size = 0
     for index, part in enumerate(parts):
-        if size + len(part) + 1 > MAX_CHARS:
+        if size + len(part) + 1 > MAX_CHARS - _NOTE_ROOM:
             out.append(f"… {len(parts) - index} more not shown ({more})")
             break
         out.append(part)
@@ -101,8 +104,11 @@ def show(project: Path, session: str, line: int = 1, count: int = 5, file: str =
         parts.append(f"[record {number}] {text or '(nothing to show in this record)'}")
     if not records:
         parts.append(f"no record {line}: the file has fewer")
-    parts.append(f"(next: show with line={max(line, 1) + count})")
-    return _bounded(parts, "show fewer records, or start at a later line")
+    text = _bounded(parts, "show fewer records")
+    shown = text.count("\n[record ")
+    if records:
+        text += f"\n(next: show with line={records[0][0] + max(shown, 1)})"
+    return text
 
 
 def _lines(store: Store, listing: list[chunks.Chunk], start: int,
@@ -142,10 +148,19 @@ def resume(project: Path, max_chars: int = MAX_CHARS) -> str:
 def serve(project: Path) -> None:
     """Run the server on stdin/stdout until the client closes it."""
     from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
 
     from . import __version__
 
     server = MCPServer("cmem", instructions=INSTRUCTIONS, version=__version__)
+
+    def answer(tool: Callable[..., str], *args: Any) -> str:
+        """A cmem error is an answer Claude can act on (the SDK hides other messages)."""
+        try:
+            return tool(project, *args)
+        except CmemError as error:
+            hint = f" (hint: {error.hint})" if error.hint else ""
+            raise ToolError(f"{error}{hint}") from error
 
     @server.tool(name="search", structured_output=False, description="Search everything ever said in this project's Claude Code "
                  "sessions (user prompts, Claude's replies, tool calls and results, subagents, "
@@ -156,7 +171,7 @@ def serve(project: Path) -> None:
     def search_tool(query: str, session: str | None = None, kind: str | None = None,
                     since: str | None = None, until: str | None = None, limit: int = 10,
                     ignore_case: bool = True) -> str:
-        return search(project, query, session, kind, since, until, limit, ignore_case)
+        return answer(search, query, session, kind, since, until, limit, ignore_case)
 
     @server.tool(name="show", structured_output=False, description="Read records of a session's transcript, e.g. around a search "
                  "hit: session (id prefix), line (the hit's record number), count (at most "
@@ -164,17 +179,17 @@ def serve(project: Path) -> None:
                  "search hit's commit, for a version since rewritten).")
     def show_tool(session: str, line: int = 1, count: int = 5, file: str = MAIN,
                   commit: str | None = None) -> str:
-        return show(project, session, line, count, file, commit)
+        return answer(show, session, line, count, file, commit)
 
     @server.tool(name="log", structured_output=False, description="Recent commits of the memory, newest first: session backups "
                  "(with their session ids) and session documents. Filter by session or event "
                  "(session-end, pre-compact, document, ...).")
     def log_tool(limit: int = 20, session: str | None = None, event: str | None = None) -> str:
-        return log(project, limit, session, event)
+        return answer(log, limit, session, event)
 
     @server.tool(name="resume", structured_output=False, description="The last session document and what happened since it: what a "
                  "new session needs to pick up where the last one left off.")
     def resume_tool(max_chars: int = MAX_CHARS) -> str:
-        return resume(project, max_chars)
+        return answer(resume, max_chars)
 
     server.run("stdio")
