@@ -96,7 +96,7 @@ def _read(file: Path) -> dict[str, Any]:
     if not file.exists():
         return {}
     try:
-        config = json.loads(file.read_text(encoding="utf-8"))
+        config: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
     except (ValueError, OSError) as error:
         raise _Unreadable(f"could not read {file}: {error}") from None
     valid = isinstance(config, dict) and isinstance(config.get("projects", {}), dict)

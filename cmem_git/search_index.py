@@ -194,7 +194,9 @@ def _pending_bytes(store: Store, limit: int) -> int:
     total = 0
     for commit in _new_commits(store.repo, tip.id, old):
         for _path, oid in _added(store.repo, commit):
-            total += store.repo[oid].size
+            blob = store.repo[oid]
+            assert isinstance(blob, pygit2.Blob)
+            total += int(blob.size)
             if total > limit:
                 return total
     return total
