@@ -608,7 +608,7 @@ def search_command(pattern: str | None, session: str | None, since: str | None,
     """
     from . import recall
     from . import search_index
-    store = _store()
+    store = Store.open(paths.memory_dir(_project_here()))  # read only: no redaction to load
     if reindex:
         with _progress("indexing") as progress:
             search_index.reindex(store, progress)

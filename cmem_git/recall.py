@@ -13,11 +13,14 @@ from __future__ import annotations
 import re
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .backup import ROOT
 from .output import paint, when
-from .search import Match, snippet
+from .transcript import snippet
+
+if TYPE_CHECKING:
+    from .search import Match
 
 _TRIGRAM = 3
 

@@ -39,7 +39,7 @@ import pygit2
 from .backup import ROOT, SOURCE_MAP
 from .errors import LockTimeout
 from .lock import cmem_dir
-from .search import pieces, place
+from .transcript import pieces, place
 from .store import Store, tree_diff
 
 VERSION = "1"

@@ -18,7 +18,7 @@ from typing import Any
 import pygit2
 import pytest
 
-from cmem_git import checkpoint, recall, search, search_index
+from cmem_git import checkpoint, recall, search_index, transcript
 from cmem_git.backup import ROOT
 from cmem_git.store import Store
 from conftest import Project, cmem, payload, run_hook
@@ -120,7 +120,7 @@ def _records(store: Store) -> Any:
                 record = json.loads(line)
             except ValueError:
                 continue
-            for kind, text in search.pieces(record):
+            for kind, text in transcript.pieces(record):
                 phrase = text.strip()[:40].strip()
                 if kind != "meta" and len(phrase) >= 3:
                     yield sid, path, number, kind, phrase
