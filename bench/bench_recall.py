@@ -133,10 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     box = Box(args.dir)
     load = os.getloadavg()[0]
     try:
-        found: dict[str, Any] = {"runs": args.runs, "scales": [
-            bench_scale(box, sessions, int(gib * 1024 * MIB), args.runs)
-            for sessions, gib in scales]}
-        found["load"] = [load, os.getloadavg()[0]]
+        found: dict[str, Any] = {"runs": args.runs, "scales": []}
+        for sessions, gib in scales:
+            found["scales"].append(bench_scale(box, sessions, int(gib * 1024 * MIB), args.runs))
+            found["load"] = [load, os.getloadavg()[0]]
+            print(report({**found, "scales": found["scales"][-1:]}), file=sys.stderr,
+                  flush=True)  # a long run shows each scale as soon as it is measured
     finally:
         if not args.keep:
             shutil.rmtree(box.root, ignore_errors=True)
