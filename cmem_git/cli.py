@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .redact import Redactor
     from .sync import Outcome
     from .project import Report
+    from . import recall
 
 
 def _project_here() -> Path:
@@ -621,8 +622,8 @@ def search_command(pattern: str | None, session: str | None, since: str | None,
     if regex:
         hits = _scan_hits(store, ask)
     else:
-        with _progress("indexing") as progress, search_index.current(store, progress) as db:
-            hits = recall.find(db, ask)
+        with _progress("indexing") as progress:
+            hits = search_index.read(store, lambda db: recall.find(db, ask), progress)
     if as_json:
         click.echo(json.dumps([recall.as_json(h) for h in hits], indent=2, ensure_ascii=False))
     else:
@@ -632,7 +633,7 @@ def search_command(pattern: str | None, session: str | None, since: str | None,
         raise SystemExit(1)
 
 
-def _scan_hits(store: Store, ask: Any) -> list[Any]:
+def _scan_hits(store: Store, ask: recall.Ask) -> list[recall.Hit]:
     """--regex: the scanning search over every blob, filtered like the index's hits."""
     import itertools
     from . import recall

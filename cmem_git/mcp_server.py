@@ -62,8 +62,7 @@ def search(project: Path, query: str, session: str | None = None, kind: str | No
     store = _store(project)
     ask = recall.Ask(query, ignore_case, session, _time(since), _time(until),
                      (kind,) if kind else (), min(max(limit, 1), MAX_HITS) + 1)
-    with search_index.current(store) as db:
-        hits = recall.find(db, ask)
+    hits = search_index.read(store, lambda db: recall.find(db, ask))
     if not hits:
         return f"no match for {query!r}" + (" with these filters" if session or kind or since
                                             or until else "")

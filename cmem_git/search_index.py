@@ -32,7 +32,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import pygit2
 
@@ -49,6 +49,7 @@ LOCK_WAIT = 600.0  # a first build of a large history may take this long
 _BATCH = 2000  # rows per executemany
 
 Progress = Callable[[int, int, str], None]
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE state(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -143,6 +144,19 @@ def current(store: Store, progress: Progress | None = None,
             yield db
         finally:
             db.close()
+
+
+def read(store: Store, reader: Callable[[sqlite3.Connection], T],
+         progress: Progress | None = None) -> T:
+    """`reader` on a current index. A file damaged where the checks on opening do not look
+    fails only when a query reaches it: it is then rebuilt and the query asked again."""
+    try:
+        with current(store, progress) as db:
+            return reader(db)
+    except sqlite3.DatabaseError:
+        reindex(store, progress)
+        with current(store, progress) as db:
+            return reader(db)
 
 
 def _usable(store: Store, tip: str | None) -> sqlite3.Connection | None:

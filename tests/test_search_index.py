@@ -162,7 +162,7 @@ def test_reindex_gives_identical_results(project: Project,
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "deleted", "stale journal",
-                                    "wrong version", "empty"])
+                                    "wrong version", "empty", "full-text pages lost"])
 def test_a_damaged_index_is_rebuilt_silently(project: Project, damage: str,
                                              indexed: dict[str, list[dict[str, Any]]]) -> None:
     file = index_file(project)
@@ -175,6 +175,9 @@ def test_a_damaged_index_is_rebuilt_silently(project: Project, damage: str,
     elif damage == "stale journal":
         file.unlink()
         file.with_name(file.name + "-journal").write_bytes(os.urandom(4096))
+    elif damage == "full-text pages lost":  # opens fine; only a query finds it malformed
+        with sqlite3.connect(file) as db:
+            db.execute("DELETE FROM fts_data WHERE id > 10")
     elif damage == "wrong version":
         with sqlite3.connect(file) as db:
             db.execute("UPDATE state SET value = '0' WHERE key = 'version'")
