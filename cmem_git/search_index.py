@@ -174,14 +174,6 @@ def _usable(store: Store, tip: str | None) -> sqlite3.Connection | None:
     return None
 
 
-def refresh(store: Store, progress: Progress | None = None, wait: float = LOCK_WAIT) -> bool:
-    """Bring the index up to date; False when the lock was not free within `wait`."""
-    with _flock(store, True, wait) as exclusive:
-        if exclusive:
-            _brought_up_to_date(store, progress).close()
-        return exclusive
-
-
 def refresh_if_cheap(store: Store, limit: int) -> None:
     """For a hook after its commit: index the commits since the last update when the index
     exists, nobody holds its lock and they add at most `limit` bytes of blobs; otherwise leave
@@ -258,8 +250,9 @@ def _rebuild(store: Store, progress: Progress | None) -> sqlite3.Connection:
     """A new index in a temporary file, renamed over the old one (and its journal) when
     complete."""
     target = path(store)
+    for stale in target.parent.glob(f"{NAME}.*.tmp"):  # builds killed midway (we hold the lock)
+        stale.unlink()
     temp = target.with_name(f"{NAME}.{os.getpid()}.tmp")
-    temp.unlink(missing_ok=True)
     db = _connect(temp)
     # Nobody reads the temporary file and a crash leaves it unused: no journal, no syncs, and
     # a large page cache for FTS5's segment merges.

@@ -194,6 +194,8 @@ def test_a_build_killed_midway_leaves_nothing_that_matters(
     left = index_file(project).with_name(f"{search_index.NAME}.99999.tmp")
     left.write_bytes(b"half a database")
     assert answers(project) == indexed
+    assert cmem("search", "--reindex", cwd=project.root).returncode == 0
+    assert not left.exists() and answers(project) == indexed
 
 
 # --- history the tip forgot, commits the index has not seen ---------------------------------
