@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .redact import Redactor
     from .sync import Outcome
     from .project import Report
+    from . import recall
 
 
 def _project_here() -> Path:
@@ -81,14 +82,30 @@ def init(device: str | None, force: bool, claude_md: bool) -> None:
     from . import project as project_mod
     project = paths.find_project(Path.cwd()) or Path.cwd()
     _print_report(project_mod.init(project.resolve(), sys.executable, device, force, claude_md))
+    _register_recall(project.resolve())
+
+
+def _register_recall(project: Path) -> None:
+    """The MCP server (personal scope) and its skill: see registration.py."""
+    from . import registration
+    actions, notes = registration.register(project, sys.executable)
+    for line in actions:
+        click.echo(line)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
 
 
 @cli.command()
 def uninstall() -> None:
-    """Remove cmem's hooks from .claude/settings.json (nothing else; the memory stays)."""
+    """Remove cmem's hooks from .claude/settings.json, its MCP server registration and its
+    skill (nothing else; the memory stays)."""
     from . import project as project_mod
-    _print_report(project_mod.uninstall(_project_here()),
+    from . import registration
+    project = _project_here()
+    _print_report(project_mod.uninstall(project),
                   "nothing to do: cmem's hooks are not in .claude/settings.json")
+    for line in registration.unregister(project.resolve()):
+        click.echo(line)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -648,34 +665,87 @@ def export_command(session: str | None, everything: bool, form: str, output: Pat
     click.echo(f"wrote {path}")
 
 
+_KINDS = ("user", "assistant", "tool", "summary", "system", "doc", "memory")
+
+
 @cli.command(name="search")
-@click.argument("pattern")
+@click.argument("pattern", required=False)
 @click.option("--session", help="Only this session (a prefix of the id is enough).")
 @click.option("--since", help="Only what was stored since: '2 days ago', '2026-11-20'.")
-@click.option("--role", type=click.Choice(("user", "assistant", "tool")),
-              help="Only what the user said, Claude said, or tools did and returned.")
-@click.option("--json", "as_json", is_flag=True, help="A JSON array of matches.")
+@click.option("--until", help="Only what was stored before this.")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(_KINDS),
+              help="Only what the user said, Claude said, tools did and returned, compaction "
+              "summaries, session documents or memory files (repeatable).")
+@click.option("--role", "kinds", multiple=True, type=click.Choice(_KINDS), hidden=True)
+@click.option("-n", "--max-count", type=int, default=50, show_default=True,
+              help="Show at most this many hits, best first; 0 for all.")
+@click.option("-C", "--context", type=int, default=0,
+              help="Also show this many records (or lines) around each hit.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of hits.")
 @click.option("-i", "--ignore-case", is_flag=True, help="Ignore case.")
-@click.option("--regex", is_flag=True, help="PATTERN is a (Python) regular expression.")
-def search_command(pattern: str, session: str | None, since: str | None, role: str | None,
-                   as_json: bool, ignore_case: bool, regex: bool) -> None:
-    """Search every transcript and document in the memory's history, including sessions
-    Claude Code has deleted and versions later rewritten. Exit status 1 when nothing
-    matches, as with grep."""
-    from . import search as search_mod
-    query = search_mod.Query(pattern, regex, ignore_case, session, _time_option(since), role)
-    matches = search_mod.search(_store(), query)
+@click.option("--regex", is_flag=True, help="PATTERN is a (Python) regular expression; "
+              "scans history instead of using the index (slower).")
+@click.option("--reindex", is_flag=True, help="Rebuild the search index from history first.")
+def search_command(pattern: str | None, session: str | None, since: str | None,
+                   until: str | None, kinds: tuple[str, ...], max_count: int, context: int,
+                   as_json: bool, ignore_case: bool, regex: bool, reindex: bool) -> None:
+    """Search every transcript, session document and memory file in the memory's history,
+    including sessions Claude Code has deleted and versions later rewritten.
+
+    PATTERN is an exact phrase (a substring, case-sensitive unless -i), looked up in an index
+    kept in .claude/memory/.git/cmem/ and brought up to date from new commits on every search.
+    Hits are ranked by relevance, newest first among equals. Exit status 1 when nothing
+    matches, as with grep.
+    """
+    from . import recall
+    from . import search_index
+    store = Store.open(paths.memory_dir(_project_here()))  # read only: no redaction to load
+    if reindex:
+        with _progress("indexing") as progress:
+            search_index.reindex(store, progress)
+    if pattern is None:
+        if not reindex:
+            raise click.UsageError("give a PATTERN to search for")
+        return
+    ask = recall.Ask(pattern, ignore_case, session, _time_option(since), _time_option(until),
+                     kinds, max_count or None, context)
+    if regex:
+        hits = _scan_hits(store, ask)
+    else:
+        with _progress("indexing") as progress:
+            hits = search_index.read(store, lambda db: recall.find(db, ask), progress)
     if as_json:
-        records = [search_mod.as_json(m) for m in matches]
-        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
-        found = bool(records)
+        click.echo(json.dumps([recall.as_json(h) for h in hits], indent=2, ensure_ascii=False))
     else:
         colour, relative = colour_enabled(), is_terminal()
-        lines = [search_mod.as_text(m, relative, colour) for m in matches]
-        _emit("".join(line + "\n" for line in lines))
-        found = bool(lines)
-    if not found:
+        _emit("".join(recall.as_text(h, relative, colour) + "\n" for h in hits))
+    if not hits:
         raise SystemExit(1)
+
+
+def _scan_hits(store: Store, ask: recall.Ask) -> list[recall.Hit]:
+    """--regex: the scanning search over every blob, filtered like the index's hits."""
+    import itertools
+    from . import recall
+    from . import search as search_mod
+    query = search_mod.Query(ask.text, True, ask.ignore_case, ask.session, ask.since)
+    hits = (recall.from_scan(m) for m in search_mod.search(store, query))
+    hits = (h for h in hits if (not ask.kinds or h.kind in ask.kinds)
+            and (ask.until is None or h.time <= ask.until))
+    return list(itertools.islice(hits, ask.limit))
+
+
+@cli.command(name="mcp")
+@click.option("--project", "folder", type=click.Path(file_okay=False, path_type=Path),
+              help="The project whose memory to serve (default: the one here or above).")
+def mcp_command(folder: Path | None) -> None:
+    """Serve the memory to Claude as an MCP server on stdin/stdout (tools: search, show, log,
+    resume). `cmem init` registers it with Claude Code for this project."""
+    from . import mcp_server
+    project = paths.find_project(folder or Path.cwd())
+    if project is None:
+        raise NotInitialized(f"no .claude/memory repository in {folder or Path.cwd()} or above")
+    mcp_server.serve(project)
 
 
 @cli.command(name="scan")

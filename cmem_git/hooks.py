@@ -46,6 +46,7 @@ _SESSION_END_WAIT = 0.8
 _MAX_INPUT = 16 * 1024 * 1024
 _SYNC_TIMEOUT = 8.0  # seconds for each git network call a hook makes
 BACKGROUND_SYNC = "background-sync"
+_INDEX_CHEAP_BYTES = 1024 * 1024  # new blobs a hook indexes itself after its commit
 
 
 @dataclass(frozen=True)
@@ -145,9 +146,18 @@ def _handle(run_: _Run) -> Output:
     wait = _SESSION_END_WAIT if name == "session-end" else None
     result = checkpoint.take(run_.store, _request(run_, edit), wait)
     run_.problems += result.problems
+    if name != "session-end" and result.commit is not None:
+        _refresh_index(run_.store)
     if name == "session-end" and _syncing(run_):
         _spawn_background_sync(run_)
     return _report(run_)
+
+
+def _refresh_index(store: Store) -> None:
+    """Keep the search index current while it is cheap (SessionEnd's budget is too tight, and
+    a large update waits for the next search, which does it anyway)."""
+    from . import search_index
+    search_index.refresh_if_cheap(store, _INDEX_CHEAP_BYTES)
 
 
 def _syncing(run_: _Run) -> bool:

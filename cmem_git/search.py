@@ -26,18 +26,10 @@ from pygit2.enums import SortMode
 from . import render
 from .backup import ROOT
 from .matching import Hit, Matcher, scan
-from .output import paint, when
 from .store import Store
+from .transcript import Where, pieces, place, snippet
 
 ROLES = ("user", "assistant", "tool")
-CONTEXT = 70  # characters of context on each side of a match
-_CHUNK = re.compile(r"^(\d{12})-(\d{9})$")
-_SPACE = re.compile(r"\s+")
-
-
-# Keys whose values only name a kind; keys a known record's roles already cover.
-_KINDS = {"type", "role", "userType", "subtype", "level", "stop_reason", "stop_sequence"}
-_SAID = {"message", "toolUseResult", "content", "summary"}
 
 
 @dataclass(frozen=True)
@@ -84,7 +76,7 @@ def search(store: Store, query: Query) -> Iterator[Match]:
         return
     matcher = Matcher(query.pattern, query.regex, query.ignore_case)
     blobs = list(_blobs(store.repo, tip.id, query))
-    places = [_where(blob.path) for blob in blobs]
+    places = [place(blob.path) for blob in blobs]
     hits = scan(str(store.gitdir), [(b.oid, w.records) for b, w in zip(blobs, places)], matcher)
     seen: set[tuple[str | None, bytes]] = set()
     for blob, where, lines in zip(blobs, places, hits):
@@ -137,27 +129,7 @@ def _wanted_file(path: str, query: Query) -> bool:
 
 # --- one blob ------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class _Where:
-    """What a blob is: the file it belongs to, its session, and its first line number."""
-
-    file: str
-    session: str | None
-    line: int
-    records: bool  # JSONL records, or plain text lines
-
-
-def _where(path: str) -> _Where:
-    parts = path.split("/")
-    if parts[0] == ROOT and len(parts) >= 4 and _CHUNK.match(parts[-1]):
-        file = "/".join(parts[:-1])
-        return _Where(file, parts[1], int(parts[-1][13:]), file.endswith(".jsonl"))
-    if parts[0] == ROOT and len(parts) >= 3:
-        return _Where(path, parts[1], 0, path.endswith(".jsonl"))
-    return _Where(path, None, 0, path.endswith(".jsonl"))
-
-
-def _matches(blob: _Blob, where: _Where, lines: list[Hit], matcher: Matcher, query: Query,
+def _matches(blob: _Blob, where: Where, lines: list[Hit], matcher: Matcher, query: Query,
              seen: set[tuple[str | None, bytes]]) -> Iterator[Match]:
     """The lines of one blob that really match, each line once across the whole history. A
     line first stored before --since is remembered but not shown, so that a later blob holding
@@ -178,7 +150,7 @@ def _matches(blob: _Blob, where: _Where, lines: list[Hit], matcher: Matcher, que
 _Found = tuple[str | None, str, str, tuple[int, int], str | None]  # session, role, context, span, ts
 
 
-def _record_match(line: bytes, where: _Where, matcher: Matcher, query: Query) -> _Found | None:
+def _record_match(line: bytes, where: Where, matcher: Matcher, query: Query) -> _Found | None:
     try:
         record = json.loads(line)
     except (ValueError, RecursionError):
@@ -193,12 +165,12 @@ def _record_match(line: bytes, where: _Where, matcher: Matcher, query: Query) ->
             continue
         hit = matcher.text.search(text)
         if hit is not None:
-            context, span = _context(text, hit)
+            context, span = snippet(text, hit)
             return session, role, context, span, _str(record.get("timestamp"))
     return None
 
 
-def _text_match(line: bytes, where: _Where, matcher: Matcher, query: Query) -> _Found | None:
+def _text_match(line: bytes, where: Where, matcher: Matcher, query: Query) -> _Found | None:
     role = "tool" if where.session is not None else "document"
     return _plain(line.decode("utf-8", "replace"), where.session, role, matcher, query)
 
@@ -210,11 +182,11 @@ def _plain(text: str, session: str | None, role: str, matcher: Matcher,
     hit = matcher.text.search(text)
     if hit is None:
         return None
-    context, span = _context(text, hit)
+    context, span = snippet(text, hit)
     return session, role, context, span, None
 
 
-def _match(blob: _Blob, where: _Where, number: int, line: bytes, found: _Found) -> Match:
+def _match(blob: _Blob, where: Where, number: int, line: bytes, found: _Found) -> Match:
     session, role, context, span, timestamp = found
     return Match(session, where.file, where.line + number + 1, role, blob.commit.commit_time,
                  str(blob.commit.id), timestamp, context, span, line)
@@ -222,109 +194,3 @@ def _match(blob: _Blob, where: _Where, number: int, line: bytes, found: _Found) 
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def _context(text: str, hit: re.Match[str]) -> tuple[str, tuple[int, int]]:
-    """A little of the text either side of the match, on one line."""
-    before = _flat(text[max(hit.start() - CONTEXT, 0):hit.start()]).lstrip()
-    found = _flat(hit.group(0))
-    after = _flat(text[hit.end():hit.end() + CONTEXT]).rstrip()
-    before = ("…" if hit.start() > CONTEXT else "") + before
-    after += "…" if len(text) > hit.end() + CONTEXT else ""
-    return before + found + after, (len(before), len(before) + len(found))
-
-
-def _flat(text: str) -> str:
-    return _SPACE.sub(" ", text)
-
-
-# --- what a record says, by role -----------------------------------------------------------
-
-def pieces(record: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """(role, text) for each part of a record; the record's other string values last, as meta,
-    so that an id or a path is found too."""
-    kind = record.get("type")
-    content = record.get("message", {}).get("content") \
-        if isinstance(record.get("message"), dict) else None
-    if kind == "user":
-        yield from _user(record, content)
-    elif kind == "assistant":
-        yield from _assistant(content)
-    elif kind == "system":
-        yield "system", str(record.get("content") or "")
-    elif kind == "summary":
-        yield "summary", str(record.get("summary") or "")
-    known = kind in ("user", "assistant", "system", "summary")
-    rest = {k: v for k, v in record.items() if not (known and k in _SAID)}
-    yield "meta", "\n".join(_strings(rest))
-
-
-def _user(record: dict[str, Any], content: Any) -> Iterator[tuple[str, str]]:
-    role = "summary" if record.get("isCompactSummary") else "user"
-    if isinstance(content, str):
-        yield role, content
-        return
-    for part in content if isinstance(content, list) else []:
-        if isinstance(part, dict) and part.get("type") == "text":
-            yield role, str(part.get("text") or "")
-        elif isinstance(part, dict) and part.get("type") == "tool_result":
-            yield "tool", "\n".join(_strings(part.get("content")))
-    if "toolUseResult" in record:
-        yield "tool", "\n".join(_strings(record["toolUseResult"]))
-
-
-def _assistant(content: Any) -> Iterator[tuple[str, str]]:
-    if isinstance(content, str):
-        yield "assistant", content
-        return
-    for part in content if isinstance(content, list) else []:
-        if not isinstance(part, dict):
-            continue
-        if part.get("type") == "text":
-            yield "assistant", str(part.get("text") or "")
-        elif part.get("type") in ("thinking", "redacted_thinking"):
-            yield "assistant", str(part.get("thinking") or "")
-        elif part.get("type") == "tool_use":
-            yield "tool", f"{part.get('name', '?')} " + "\n".join(_strings(part.get("input")))
-
-
-def _strings(value: Any) -> Iterator[str]:
-    """The string values in `value`, leaving out those that only say what kind a thing is (a
-    search for "user" would otherwise hit every record)."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, inner in value.items():
-            if key not in _KINDS:
-                yield from _strings(inner)
-    elif isinstance(value, list):
-        for inner in value:
-            yield from _strings(inner)
-
-
-# --- for people and scripts ----------------------------------------------------------------
-
-def as_json(match: Match) -> dict[str, Any]:
-    return {"session": match.session, "file": match.file, "line": match.line, "role": match.role,
-            "stored": match.stored, "commit": match.commit, "timestamp": match.timestamp,
-            "context": match.context, "match": match.context[match.span[0]:match.span[1]],
-            "record": match.rendered()}
-
-
-def as_text(match: Match, relative: bool, colour: bool) -> str:
-    """One line: session, time, role, file:line, context with the match highlighted."""
-    session = (match.session or "-")[:8]
-    shown = match.timestamp[:19] + "Z" if match.timestamp and len(match.timestamp) >= 19 \
-        else when(match.stored, relative)
-    file = _short_file(match.file, match.session)
-    low, high = match.span
-    context = match.context[:low] + paint(match.context[low:high], "red", colour) + \
-        match.context[high:]
-    return (f"{paint(session, 'yellow', colour)} {paint(shown, 'green', colour)} "
-            f"{paint(f'{match.role:<9}', 'cyan', colour)} {file}:{match.line}  {context}")
-
-
-def _short_file(path: str, session: str | None) -> str:
-    prefix = f"{ROOT}/{session}/"
-    return path[len(prefix):] if session and path.startswith(prefix) else path
-

@@ -49,7 +49,8 @@ def test_project_repository_does_not_see_memory(project: Project) -> None:
     seen = git(project.root, "status", "--porcelain", "--untracked-files=all").splitlines()
     assert seen == ["?? .claude/commands/coalesce.md", "?? .claude/commands/discard-backup.md",
                     "?? .claude/commands/document-and-save.md",
-                    "?? .claude/commands/resume-latest.md", "?? .claude/settings.json"]
+                    "?? .claude/commands/resume-latest.md", "?? .claude/settings.json",
+                    "?? .claude/skills/cmem-recall/SKILL.md"]
     exclude = (project.root / ".git" / "info" / "exclude").read_text()
     assert "/.claude/memory/" in exclude.splitlines()
 

@@ -79,11 +79,11 @@ def test_finds_a_session_claude_code_deleted(project: Project, history: dict[str
     code, matches = found(project, "zebra-gone needle")
     assert code == 0 and len(matches) == 1
     match = matches[0]
-    assert match["session"] == history["gone"] and match["role"] == "user"
+    assert match["session"] == history["gone"] and match["kind"] == "user"
     assert match["file"] == f"transcripts/{history['gone']}/main.jsonl"
     assert "please find the zebra-gone needle" in match["context"]
     assert match["match"] == "zebra-gone needle" and match["timestamp"].startswith("2026-01-05")
-    assert match["record"].startswith("**User:**")
+    assert match["text"] == "please find the zebra-gone needle"
 
 
 def test_finds_a_version_that_was_later_rewritten(project: Project,
@@ -100,7 +100,8 @@ def test_each_record_once_though_its_chunk_was_stored_again(project: Project,
     blobs, and are shown once, with the time of the commit that first stored them."""
     code, matches = found(project, "zebra-live")
     assert code == 0
-    assert sorted(m["role"] for m in matches) == ["assistant", "tool", "user"]
+    # one row per record and kind: the reply's text, its tool call, the tool's result
+    assert sorted(m["kind"] for m in matches) == ["assistant", "tool", "tool", "user"]
     assert len({m["commit"] for m in matches}) == 1
 
 
@@ -108,7 +109,7 @@ def test_role_filter(project: Project, history: dict[str, str]) -> None:
     for role, expected in (("user", ["please find"]), ("assistant", ["Claude says"]),
                            ("tool", ["grep zebra-live", "found in 3 files"])):
         code, matches = found(project, "zebra-live", "--role", role)
-        assert code == 0 and {m["role"] for m in matches} == {role}
+        assert code == 0 and {m["kind"] for m in matches} == {role}
         assert sorted(e for e in expected for m in matches if e in m["context"]) == \
             sorted(expected), role
 
