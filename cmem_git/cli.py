@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .importer import Progress
     from .redact import Redactor
     from .sync import Outcome
+    from .transport import Limits
     from .project import Report
 
 
@@ -441,7 +442,7 @@ def _report_outcome(outcome: Outcome) -> None:
 def pull(name: str | None) -> None:
     """Fetch from the remote and merge into the memory (no working tree needed)."""
     from . import sync as sync_mod
-    _report_outcome(sync_mod.pull(_store(), name, _device()))
+    _report_outcome(sync_mod.pull(_store(), name, _device(), _limits()))
 
 
 _ALLOW_SECRETS = click.option(
@@ -452,6 +453,12 @@ _ALLOW_SECRETS = click.option(
 def _secrets(allow: bool) -> Redactor | None:
     from . import checkpoint
     return None if allow else checkpoint.secret_rules(_config())
+
+
+def _limits() -> Limits:
+    from .config import network_limits
+    from .transport import Limits
+    return Limits(*network_limits(_config()))
 
 
 def _config() -> Config:
@@ -466,7 +473,7 @@ def push(name: str | None, allow_secrets: bool) -> None:
     """Push the memory to the remote. Commits the remote lacks are scanned for secrets first;
     a push the remote rejects is a failure (exit 1)."""
     from . import sync as sync_mod
-    _report_outcome(sync_mod.push(_store(), name, secrets=_secrets(allow_secrets)))
+    _report_outcome(sync_mod.push(_store(), name, _limits(), secrets=_secrets(allow_secrets)))
 
 
 @cli.command(name="sync")
@@ -476,7 +483,7 @@ def push(name: str | None, allow_secrets: bool) -> None:
 def sync_command(name: str | None, quiet: bool, allow_secrets: bool) -> None:
     """Commit local edits, fetch, merge and push; retried when another device pushed first."""
     from . import sync as sync_mod
-    outcome = sync_mod.sync(_store(), name, _device(), secrets=_secrets(allow_secrets))
+    outcome = sync_mod.sync(_store(), name, _device(), _limits(), secrets=_secrets(allow_secrets))
     if not quiet:
         _report_outcome(outcome)
 
@@ -500,6 +507,8 @@ def restore(session: str, folder: Path | None, rev: str, force: bool) -> None:
     done = restore_mod.restore(store, commit, session_id, target, force)
     for path in done.written:
         click.echo(f"wrote {path}")
+    for path in done.caught_up:
+        click.echo(f"brought {path} up to date (it was an older copy of the stored one)")
     for path in done.unchanged:
         click.echo(f"already there: {path}")
     for path in done.newer_locally:

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import checkpoint, context, errorlog, lock, memory, paths, recovery, sync
+from . import checkpoint, context, errorlog, lock, memory, paths, recovery, sync, transport
 from .backup import check_session_id
-from .config import Config, load_config
-from .errors import CmemError, HookInputError, NotInitialized
+from .config import Config, load_config, network_limits
+from .errors import CmemError, HookInputError, LockTimeout, NotInitialized
 from .history import last_for_session
 from .store import Store
 
@@ -36,7 +36,8 @@ EVENTS = {
 # next SessionStart, which backs up whatever changed since.
 _SESSION_END_WAIT = 0.8
 _MAX_INPUT = 16 * 1024 * 1024
-_SYNC_TIMEOUT = 8.0  # seconds for each git network call a hook makes
+_SYNC_TIMEOUT = 8.0  # at most, seconds for each git network call a hook makes
+_SYNC_WAIT = 2.0  # SessionStart waits this long for another cmem's fetch or push, then skips
 BACKGROUND_SYNC = "background-sync"
 
 
@@ -166,7 +167,10 @@ def background_sync(environ: Mapping[str, str]) -> int:
     try:
         config = load_config(paths.config_path(project))
         store.filter = checkpoint.redaction(config)
-        sync.sync(store, None, config.device, _SYNC_TIMEOUT, checkpoint.secret_rules(config))
+        sync.sync(store, None, config.device, _limits(config), checkpoint.secret_rules(config),
+                  wait=0)
+    except LockTimeout:
+        pass  # a sync is running: it pushes this session's commits too
     except Exception as error:  # recorded, never raised: nobody is waiting for this process
         errorlog.record(store.gitdir, "background sync", _describe(error))
     return 0
@@ -177,8 +181,10 @@ def _sync_now(run_: _Run) -> str | None:
     fatal, and the context says how far behind or ahead the memory is."""
     remote = sync.default_remote(run_.store)
     try:
-        outcome = sync.sync(run_.store, remote, run_.config.device, _SYNC_TIMEOUT,
-                            checkpoint.secret_rules(run_.config))
+        outcome = sync.sync(run_.store, remote, run_.config.device, _limits(run_.config),
+                            checkpoint.secret_rules(run_.config), wait=_SYNC_WAIT)
+    except LockTimeout:
+        return f"Sync: skipped, another cmem is syncing with {remote} right now."
     except CmemError as error:
         run_.problems.append(f"sync with {remote} failed: {error}")
         return None
@@ -187,6 +193,10 @@ def _sync_now(run_: _Run) -> str | None:
     parts += [f"{path} was edited on two devices: both versions are in it, one after the "
               "other; combine them" for path in outcome.conflicts]
     return "Sync: " + ("; ".join(p for p in parts if p) or f"up to date with {remote}") + "."
+
+
+def _limits(config: Config) -> transport.Limits:
+    return transport.Limits(*network_limits(config, _SYNC_TIMEOUT))
 
 
 def _request(run_: _Run, edit: checkpoint.Edit | None = None) -> checkpoint.Request:

@@ -2,19 +2,20 @@
 machine where the transcript was deleted (cleanupPeriodDays) or never existed.
 
 A local file is never lost: one that already holds the stored bytes is left as it is, one that
-is longer and starts with them is newer than the backup and is never truncated, and any other
-difference needs --force. Files are written through a temp file and renamed.
+is longer and starts with them is newer than the backup and is never truncated, one that the
+stored copy extends is behind (the session went on on another machine) and is brought up to
+date, and any other difference needs --force. Files are written through sandbox.write, so a
+stored name can never lead outside Claude Code's folder.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
 
-from . import chunks
+from . import chunks, sandbox
 from .backup import MAIN, session_folder
 from .errors import CmemError
 from .store import Store, subtree
@@ -24,6 +25,7 @@ from .store import Store, subtree
 class Restored:
     session: str
     written: list[Path] = field(default_factory=list)
+    caught_up: list[Path] = field(default_factory=list)  # were a prefix of the stored copy
     unchanged: list[Path] = field(default_factory=list)
     newer_locally: list[Path] = field(default_factory=list)
 
@@ -36,7 +38,7 @@ def restore(store: Store, commit: pygit2.Commit, session: str, folder: Path,
         raise CmemError(f"no session {session} in {str(commit.id)[:8]}")
     files = {name: chunks.read_range(store.repo, listing)
              for name, listing in _files(store.repo, stored, "")}
-    targets = {name: _target(folder, session, name) for name in files}
+    targets = {name: sandbox.target(folder, _relative(session, name)) for name in files}
     refused = [str(targets[n]) for n, data in files.items()
                if _state(targets[n], data) == "different" and not force]
     if refused:
@@ -50,8 +52,9 @@ def restore(store: Store, commit: pygit2.Commit, session: str, folder: Path,
         elif state == "newer":
             result.newer_locally.append(targets[name])
         else:
-            _write(targets[name], data)
-            result.written.append(targets[name])
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            sandbox.write(folder, _relative(session, name), data)
+            (result.caught_up if state == "behind" else result.written).append(targets[name])
     return result
 
 
@@ -71,10 +74,8 @@ def _files(repo: pygit2.Repository, tree: pygit2.Tree,
     return found
 
 
-def _target(folder: Path, session: str, name: str) -> Path:
-    if name == MAIN:
-        return folder / f"{session}.jsonl"
-    return folder / session / name
+def _relative(session: str, name: str) -> str:
+    return f"{session}.jsonl" if name == MAIN else f"{session}/{name}"
 
 
 def _state(path: Path, data: bytes) -> str:
@@ -85,14 +86,6 @@ def _state(path: Path, data: bytes) -> str:
         return "same"
     if local.startswith(data):
         return "newer"
+    if data.startswith(local):
+        return "behind"
     return "different"
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temp = path.with_name(f".{path.name}.cmem-{os.getpid()}")
-    with open(temp, "wb", opener=lambda p, f: os.open(p, f, 0o600)) as handle:
-        handle.write(data)
-    os.replace(temp, path)
-
-
