@@ -166,7 +166,8 @@ def fetch(repo: Path, remote: str, branch: str, limits: Limits | None = None) ->
     """Fetch `branch` into a private ref (see `incoming`), which nothing else reads until the
     caller has checked what it points at; None when the remote has no such branch yet."""
     ref = incoming(remote, branch)
-    done = git(repo, "fetch", "--progress", "--no-tags", "--no-write-fetch-head",
+    # An empty --refmap: git would otherwise also move refs/remotes/<remote>/<branch> itself.
+    done = git(repo, "fetch", "--progress", "--no-tags", "--no-write-fetch-head", "--refmap=",
                "--no-recurse-submodules", remote, f"+refs/heads/{branch}:{ref}", limits=limits,
                remote=remote)
     if done.returncode == 0:
