@@ -111,7 +111,7 @@ class NetworkLock:
     network calls that may take long, so it is separate from the repository lock."""
 
     def __init__(self, gitdir: Path, wait: float) -> None:
-        self.path = cmem_dir(gitdir) / "network.lock"
+        self.path = cmem_dir(gitdir) / "network"  # like "lock": no .lock name git would own
         self.wait = wait
         self._fd: int | None = None
 
