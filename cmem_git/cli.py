@@ -68,8 +68,13 @@ def cli() -> None:
 @click.option("--force", is_flag=True, help="Replace slash command files of the same name.")
 @click.option("--claude-md", is_flag=True,
               help="Add the @.claude/memory/active-context.md import to CLAUDE.md.")
-def init(device: str | None, force: bool, claude_md: bool) -> None:
+@click.option("--remote", "remote_url", metavar="URL",
+              help="Set up another machine: add URL as origin and sync with the branch it has.")
+def init(device: str | None, force: bool, claude_md: bool, remote_url: str | None) -> None:
     """Set cmem up in the current project.
+
+    With --remote URL (a second machine), the memory already on URL is fetched and adopted:
+    memory files still as the templates left them take the remote's content.
 
     Creates .claude/memory (or adopts an existing claude-memory folder there, committing
     everything in it), writes active-context.md and project-memory.md from templates where
@@ -81,6 +86,10 @@ def init(device: str | None, force: bool, claude_md: bool) -> None:
     from . import project as project_mod
     project = paths.find_project(Path.cwd()) or Path.cwd()
     _print_report(project_mod.init(project.resolve(), sys.executable, device, force, claude_md))
+    if remote_url:
+        from . import sync as sync_mod
+        store = _store(project)
+        _report_outcome(sync_mod.join(store, remote_url, _device(), _limits()))
 
 
 @cli.command()

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import checkpoint, context, errorlog, lock, memory, paths, recovery, sync, transport
+from . import (checkpoint, context, errorlog, lock, memory, paths, recovery, restore, sync,
+               transport)
 from .backup import check_session_id
 from .config import Config, load_config, network_limits
 from .errors import CmemError, HookInputError, LockTimeout, NotInitialized
@@ -234,14 +235,31 @@ def _session_start(run_: _Run) -> Output:
               else paths.transcripts_dir(run_.project))
     run_.problems += recovery.recover(run_.store, _request(run_), folder)
     synced = _sync_now(run_) if _syncing(run_) else None
+    lagging = _behind(run_.store, folder)
+    synced = "\n".join(part for part in (synced, lagging) if part) or None
     errors = errorlog.take_pending(run_.store.gitdir)
     settings = context.Settings(run_.config.staleness_hours, run_.config.memory_size_warning_kib)
     text = context.render(run_.store, settings, errors, run_.problems, synced)
     output: dict[str, Any] = {"hookSpecificOutput": {"hookEventName": "SessionStart",
                                                      "additionalContext": text}}
-    if run_.problems or errors:
-        output["systemMessage"] = _message(run_.problems or ["earlier hook problems: see context"])
+    if run_.problems or errors or lagging:
+        shown = run_.problems + ([lagging] if lagging else [])
+        output["systemMessage"] = _message(shown or ["earlier hook problems: see context"])
     return Output(stdout=json.dumps(output))
+
+
+def _behind(store: Store, folder: Path) -> str | None:
+    """One line for Claude and the user when a local transcript is older than the stored one:
+    `claude --resume` would continue from the stale copy."""
+    lagging = restore.behind(store, folder)
+    if not lagging:
+        return None
+    shown = ", ".join(f"{item.session} ({item.missing} bytes)" for item in lagging[:3])
+    more = f" and {len(lagging) - 3} more" if len(lagging) > 3 else ""
+    first = lagging[0].session
+    return (f"Behind: the local transcript of {shown}{more} is older than the stored copy "
+            f"(continued on another machine); `cmem restore {first}` brings it up to date "
+            "before `claude --resume`.")
 
 
 def _report(run_: _Run) -> Output:

@@ -10,14 +10,18 @@ stored name can never lead outside Claude Code's folder.
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
 
 from . import chunks, sandbox
-from .backup import MAIN, session_folder
+from .backup import MAIN, covered, session_folder
+from .delta import changed_files
 from .errors import CmemError
+from .lock import cmem_dir
 from .store import Store, subtree
 
 
@@ -89,3 +93,55 @@ def _state(path: Path, data: bytes) -> str:
     if data.startswith(local):
         return "behind"
     return "different"
+
+
+# --- local copies that fell behind ---------------------------------------------------------
+
+# Sessions a merge changed, in .git/cmem: only they can have fallen behind locally, so
+# SessionStart checks these few rather than every transcript of the project.
+_INCOMING = "incoming-sessions.json"
+
+
+@dataclass(frozen=True)
+class Behind:
+    session: str
+    missing: int  # bytes the stored copy has beyond the local file
+
+
+def note_incoming(store: Store, old: pygit2.Tree | None, new: pygit2.Tree) -> None:
+    """Remember the sessions whose stored transcript a merge changed."""
+    found = {path.split("/")[1] for path in changed_files(store.repo, old, new)
+             if path.endswith("/" + MAIN)}
+    if found - set(_load(store)):
+        _save(store, sorted(found | set(_load(store))))
+
+
+def behind(store: Store, folder: Path) -> list[Behind]:
+    """Local transcripts shorter than what the memory holds of them (the session went on on
+    another machine); sessions caught up, or without a local file, are forgotten."""
+    tip = store.tip()
+    lagging, candidates = [], _load(store)
+    for session in candidates:
+        local = folder / f"{session}.jsonl"
+        size = local.stat().st_size if local.is_file() else None
+        stored = covered(store.repo, tip.tree if tip else None, f"{session_folder(session)}/{MAIN}")
+        if size is not None and stored > size:
+            lagging.append(Behind(session, stored - size))
+    if len(lagging) != len(candidates):
+        _save(store, [item.session for item in lagging])
+    return lagging
+
+
+def _load(store: Store) -> list[str]:
+    try:
+        value = json.loads((cmem_dir(store.gitdir) / _INCOMING).read_text())
+    except (OSError, ValueError):
+        return []
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _save(store: Store, sessions: list[str]) -> None:
+    path = cmem_dir(store.gitdir) / _INCOMING
+    temp = path.with_name(f"{_INCOMING}.{os.getpid()}")
+    temp.write_text(json.dumps(sessions))
+    os.replace(temp, path)

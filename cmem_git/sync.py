@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pygit2
 
-from . import checkpoint, chunks, intake, memory, scan, transport
+from . import checkpoint, chunks, intake, memory, restore, scan, transport
 from .backup import ROOT, SOURCE_MAP, merge_lines
 from .delta import changed_files
 from .errors import CmemError
@@ -119,6 +119,7 @@ def _pull(store: Store, remote: str, device: str, limits: transport.Limits | Non
     fetched = _fetch(store, remote, limits)
     outcome.fetched = True
     if fetched is None:
+        _refuse_other_branches(store, remote, limits)
         return outcome
     theirs = store.repo.references[fetched].peel(pygit2.Commit)
     tip = store.tip()
@@ -130,6 +131,8 @@ def _pull(store: Store, remote: str, device: str, limits: transport.Limits | Non
             raise
     store.repo.references.create(_tracking(store, remote), theirs.id, force=True)
     outcome.merged, outcome.conflicts = merge(store, theirs, device)
+    if outcome.merged:  # for SessionStart's note on local transcripts left behind
+        restore.note_incoming(store, tip.tree if tip else None, theirs.tree)
     return outcome
 
 
@@ -142,6 +145,40 @@ def _fetch(store: Store, remote: str, limits: transport.Limits | None) -> str | 
             if attempt + 1 == ATTEMPTS or not transport.lost_ref_race(error):
                 raise
     raise SyncError("unreachable")
+
+
+def _refuse_other_branches(store: Store, remote: str, limits: transport.Limits | None) -> None:
+    """A remote without our branch but with another one (a bare repository made with
+    `git init --bare`, whose HEAD is master, filled by a `git clone` elsewhere): pushing would
+    start a second, unrelated history beside it that no sync ever merges."""
+    head, branches = transport.remote_branches(store.workdir, remote, limits)
+    if branches:
+        other = head or branches[0]
+        raise SyncError(f"{remote} has no branch {_branch(store)} but has "
+                        f"{', '.join(branches)}: syncing would start an unrelated second "
+                        "history there", hint=f"sync with its branch instead: `git -C "
+                        f".claude/memory branch -m {other}`, then `cmem sync`")
+
+
+def join(store: Store, url: str, device: str, limits: transport.Limits | None = None
+         ) -> Outcome:
+    """A second machine's set-up: add the remote as origin, take the name of the branch it
+    already has (whatever `git init --bare` called it), then sync, which adopts its memory
+    files wherever this machine's are still what `cmem init` wrote."""
+    names = [r.name for r in store.repo.remotes]
+    if "origin" not in names:
+        add_remote(store, "origin", url)
+    elif store.repo.remotes["origin"].url != url:
+        raise SyncError(f"remote origin exists already with another URL "
+                        f"({store.repo.remotes['origin'].url})",
+                        hint="`cmem remote remove origin` first, or `cmem sync` to use it")
+    with NetworkLock(store.gitdir, NETWORK_WAIT):
+        head, branches = transport.remote_branches(store.workdir, "origin", limits)
+    ours = _branch(store)
+    wanted = ours if ours in branches or not branches else head or branches[0]
+    if wanted != ours:
+        store.repo.branches.local[ours].rename(wanted)
+    return sync(store, "origin", device, limits)
 
 
 def _tracking(store: Store, remote: str) -> str:
