@@ -518,6 +518,9 @@ def restore(session: str, folder: Path | None, rev: str, force: bool) -> None:
         click.echo(f"wrote {path}")
     for path in done.caught_up:
         click.echo(f"brought {path} up to date (it was an older copy of the stored one)")
+    from . import automemory
+    for path in automemory.write_missing(store):
+        click.echo(f"wrote {path} (Claude Code's auto-memory)")
     for path in done.unchanged:
         click.echo(f"already there: {path}")
     for path in done.newer_locally:

@@ -15,10 +15,11 @@ from typing import Mapping
 
 import pygit2
 
-from . import memory, sandbox
+from . import automemory, memory, sandbox
 from .lock import temp_dir
 
-_CMEM_ONLY = "transcripts/"
+# Nobody edits these copies but cmem (auto-memory's working copy is Claude Code's own folder).
+_CMEM_ONLY = ("transcripts/", memory.AUTO + "/")
 
 
 def sync(repo: pygit2.Repository, read: Mapping[str, pygit2.Oid] | None = None) -> list[str]:
@@ -63,6 +64,8 @@ def _apply(repo: pygit2.Repository, index: pygit2.Index, path: str, want: pygit2
         blob = repo[want]
         assert isinstance(blob, pygit2.Blob)
         write_file(repo, path, blob.data)
+    if path.startswith(_CMEM_ONLY[1]):
+        automemory.mirror(repo, path, blob_bytes(repo, want) or b"", have, read)
     if replaceable:
         index.add(path)  # stats the file we wrote, so `git status` need not hash it again
     else:
