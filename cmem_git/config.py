@@ -299,9 +299,10 @@ stop_throttle_minutes: 10
 # With a remote (`cmem remote add`): SessionStart pulls and pushes, SessionEnd pushes in the
 # background (it never waits on the network).
 auto_sync: true
-# Seconds `cmem sync` (and pull, push) waits for the remote to answer when connecting, and then
-# for each sign of progress; past either it stops git and fails. Hooks wait at most 8 s.
+# Seconds `cmem sync` (and pull, push) waits for the remote to answer when connecting; past it,
+# git is stopped and the sync fails. Hooks wait at most 8 s.
 connect_timeout_seconds: 30
+# Seconds a fetch or push may then go without any sign of progress before it is stopped.
 network_timeout_seconds: 30
 # Replace secrets (API keys, tokens, private keys, passwords in URLs, ...) in transcripts with
 # [REDACTED:<rule>] before they are committed; the commit's Cmem-Redactions trailer counts them.
