@@ -23,6 +23,7 @@ from .errors import CmemError
 MAX_BLOB = 100 * 1024 * 1024  # GitHub's own limit per file; chunks are 256 KiB
 _MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE,
           pygit2.GIT_FILEMODE_TREE)
+_GIT_FILES = (".git", ".gitattributes", ".gitmodules")  # a folder, attributes, submodules
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # Code points HFS+ ignores when it compares names, so ".g\u200cit" is ".git" there.
 _IGNORED = dict.fromkeys([*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070),
@@ -50,9 +51,12 @@ def name_problem(name: str) -> str | None:
         return "has a control character in its name"
     if _DRIVE.match(name) or name.startswith("~"):
         return "looks like an absolute path"
-    folded = unicodedata.normalize("NFC", name.translate(_IGNORED)).lower().rstrip(" .")
-    if folded.startswith(".git") and folded != ".gitignore" or folded.startswith("git~"):
-        return "names git's own files (.git, .gitattributes, .gitmodules, ...)"
+    # As Windows and macOS would see it: case folded, trailing dots and spaces and an NTFS
+    # stream (":$INDEX_ALLOCATION") dropped, ignorable code points removed.
+    folded = unicodedata.normalize("NFC", name.translate(_IGNORED)).lower()
+    folded = folded.split(":")[0].rstrip(" .")
+    if folded in _GIT_FILES or re.fullmatch(r"git~\d+", folded):
+        return "names git's own files (.git, .gitattributes, .gitmodules)"
     return None
 
 
@@ -86,7 +90,7 @@ class Checker:
 
     def entry(self, entry: pygit2.Object, ours: pygit2.Tree | None,
               prefix: str) -> tuple[str, str] | None:
-        name = entry.raw_name.decode("utf-8", "surrogateescape")
+        name = (entry.raw_name or b"").decode("utf-8", "surrogateescape")
         path = f"{prefix}{name}"
         problem = name_problem(name)
         if problem:
