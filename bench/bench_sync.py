@@ -215,6 +215,7 @@ def bench(box: Sandbox, plan: Plan) -> dict[str, Any]:
         for _ in range(plan.runs):
             for side in sides:
                 side.no_op.append(no_op_sync(side))
+    local = no_op_local(box, sides, served, plan.runs)
     whole = sides[0].transcript.stat().st_size
     return {"plan": plan.__dict__, "transcript_bytes": whole,
             "transcript_gzip": gzip_size(sides[0].transcript),
@@ -222,7 +223,28 @@ def bench(box: Sandbox, plan: Plan) -> dict[str, Any]:
                 "first_push_bytes": first[side.name][0],
                 "incremental_bytes": [b for b, _ in side.pushes],
                 "incremental_seconds": [round(t, 3) for _, t in side.pushes],
-                "no_op_sync_seconds": [round(t, 3) for t in side.no_op]} for side in sides}}
+                "no_op_sync_seconds": [round(t, 3) for t in side.no_op],
+                "no_op_sync_local_seconds": local[side.name]} for side in sides}}
+
+
+def no_op_local(box: Sandbox, sides: list[Side], served: Path, runs: int
+                ) -> dict[str, list[float]]:
+    """A sync with nothing to do against a bare repository on this disk (a path URL): cmem
+    sync beside `git fetch && git push`, after one real sync has filled it."""
+    times: dict[str, list[float]] = {side.name: [] for side in sides}
+    for side in sides:
+        bare = served / f"local-{side.root.name}.git"
+        run(box, ["git", "init", "-q", "--bare", "-b", "main", str(bare)], box.root)
+        (side.cmem if side.name == "cmem" else side.git)("remote", "add", "local", str(bare))
+        steps = ([["sync", "local"]] if side.name == "cmem"
+                 else [["fetch", "--quiet", "local"], ["push", "--quiet", "local", "HEAD:main"]])
+        for attempt in range(runs + 1):
+            start = time.perf_counter()
+            for step in steps:
+                (side.cmem if side.name == "cmem" else side.git)(*step)
+            if attempt:  # the first one fills the bare repository
+                times[side.name].append(round(time.perf_counter() - start, 3))
+    return times
 
 
 def grow(sides: list[Side], data: bytes) -> None:
@@ -242,7 +264,8 @@ def text(report: dict[str, Any]) -> str:
              f"{'':44}{'cmem':>22}{'git CLI baseline':>26}"]
     rows = [("incremental push after 1 MiB: bytes sent", "incremental_bytes", _bytes),
             ("incremental push after 1 MiB: wall time", "incremental_seconds", _ms),
-            ("no-op sync: wall time", "no_op_sync_seconds", _ms)]
+            ("no-op sync: wall time", "no_op_sync_seconds", _ms),
+            ("no-op sync, local bare repository", "no_op_sync_local_seconds", _ms)]
     for label, key, unit in rows:
         cells = [f"{unit(statistics.median(sides[s][key]))} [{unit(min(sides[s][key]))}]"
                  for s in ("cmem", "git CLI")]
@@ -253,7 +276,9 @@ def text(report: dict[str, Any]) -> str:
     worst = max(sides["cmem"]["incremental_bytes"])
     verdict = "met" if worst <= TARGET else "NOT MET"
     lines += ["", f"target: incremental push <= 2 MiB; largest cmem push {_bytes(worst)}: "
-              f"{verdict}", "baseline no-op sync = git fetch + merge --ff-only + push"]
+              f"{verdict}", "baseline no-op sync = git fetch + merge --ff-only + push; against a "
+              "local bare repository: git fetch && git push",
+              f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}"]
     return "\n".join(lines)
 
 

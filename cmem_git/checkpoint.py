@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable, Mapping
 
 import pygit2
 
-from . import backup, memory
+from . import automemory, backup, memory
 from .config import Config
 
 if TYPE_CHECKING:
@@ -161,6 +161,9 @@ def _memory(store: Store, base: pygit2.Tree | None, edit: Edit | None
             data = edit(data or b"")
         if data is not None and (stored is None or stored.id != pygit2.hash(data)):
             changes[name] = store.repo.create_blob(data)
+    auto, auto_read = automemory.changes(store, base)  # Claude Code's own memory too
+    changes.update(auto)
+    read.update(auto_read)
     return changes, read, sorted(changes)
 
 

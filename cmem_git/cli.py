@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .importer import Progress
     from .redact import Redactor
     from .sync import Outcome
+    from .transport import Limits
     from .project import Report
     from . import recall
 
@@ -69,8 +70,13 @@ def cli() -> None:
 @click.option("--force", is_flag=True, help="Replace slash command files of the same name.")
 @click.option("--claude-md", is_flag=True,
               help="Add the @.claude/memory/active-context.md import to CLAUDE.md.")
-def init(device: str | None, force: bool, claude_md: bool) -> None:
+@click.option("--remote", "remote_url", metavar="URL",
+              help="Set up another machine: add URL as origin and sync with the branch it has.")
+def init(device: str | None, force: bool, claude_md: bool, remote_url: str | None) -> None:
     """Set cmem up in the current project.
+
+    With --remote URL (a second machine), the memory already on URL is fetched and adopted:
+    memory files still as the templates left them take the remote's content.
 
     Creates .claude/memory (or adopts an existing claude-memory folder there, committing
     everything in it), writes active-context.md and project-memory.md from templates where
@@ -83,6 +89,10 @@ def init(device: str | None, force: bool, claude_md: bool) -> None:
     project = paths.find_project(Path.cwd()) or Path.cwd()
     _print_report(project_mod.init(project.resolve(), sys.executable, device, force, claude_md))
     _register_recall(project.resolve())
+    if remote_url:
+        from . import sync as sync_mod
+        store = _store(project)
+        _report_outcome(sync_mod.join(store, remote_url, _device(), _limits()))
 
 
 def _register_recall(project: Path) -> None:
@@ -500,7 +510,7 @@ def _report_outcome(outcome: Outcome) -> None:
 def pull(name: str | None) -> None:
     """Fetch from the remote and merge into the memory (no working tree needed)."""
     from . import sync as sync_mod
-    _report_outcome(sync_mod.pull(_store(), name, _device()))
+    _report_outcome(sync_mod.pull(_store(), name, _device(), _limits()))
 
 
 _ALLOW_SECRETS = click.option(
@@ -511,6 +521,12 @@ _ALLOW_SECRETS = click.option(
 def _secrets(allow: bool) -> Redactor | None:
     from . import checkpoint
     return None if allow else checkpoint.secret_rules(_config())
+
+
+def _limits() -> Limits:
+    from .config import network_limits
+    from .transport import Limits
+    return Limits(*network_limits(_config()))
 
 
 def _config() -> Config:
@@ -525,7 +541,7 @@ def push(name: str | None, allow_secrets: bool) -> None:
     """Push the memory to the remote. Commits the remote lacks are scanned for secrets first;
     a push the remote rejects is a failure (exit 1)."""
     from . import sync as sync_mod
-    _report_outcome(sync_mod.push(_store(), name, secrets=_secrets(allow_secrets)))
+    _report_outcome(sync_mod.push(_store(), name, _limits(), secrets=_secrets(allow_secrets)))
 
 
 @cli.command(name="sync")
@@ -535,7 +551,7 @@ def push(name: str | None, allow_secrets: bool) -> None:
 def sync_command(name: str | None, quiet: bool, allow_secrets: bool) -> None:
     """Commit local edits, fetch, merge and push; retried when another device pushed first."""
     from . import sync as sync_mod
-    outcome = sync_mod.sync(_store(), name, _device(), secrets=_secrets(allow_secrets))
+    outcome = sync_mod.sync(_store(), name, _device(), _limits(), secrets=_secrets(allow_secrets))
     if not quiet:
         _report_outcome(outcome)
 
@@ -559,6 +575,11 @@ def restore(session: str, folder: Path | None, rev: str, force: bool) -> None:
     done = restore_mod.restore(store, commit, session_id, target, force)
     for path in done.written:
         click.echo(f"wrote {path}")
+    for path in done.caught_up:
+        click.echo(f"brought {path} up to date (it was an older copy of the stored one)")
+    from . import automemory
+    for path in automemory.write_missing(store):
+        click.echo(f"wrote {path} (Claude Code's auto-memory)")
     for path in done.unchanged:
         click.echo(f"already there: {path}")
     for path in done.newer_locally:

@@ -68,6 +68,10 @@ class Config:
     events: Events = field(default_factory=Events)
     stop_throttle_minutes: float = 10.0
     auto_sync: bool = True
+    # Seconds a fetch or push may wait for the remote to connect, then between two signs of
+    # progress; past either, git is stopped and the sync fails naming the remote.
+    connect_timeout_seconds: float = 30.0
+    network_timeout_seconds: float = 30.0
     redaction: bool = True
     # (name, regex) the user adds to the built-in secret rules, and regexes never redacted.
     redaction_extra: tuple[tuple[str, str], ...] = ()
@@ -264,6 +268,8 @@ _FIELDS: dict[str, _Parser] = {
     "events": _events,
     "stop_throttle_minutes": _number,
     "auto_sync": _boolean,
+    "connect_timeout_seconds": _number,
+    "network_timeout_seconds": _number,
     "redaction": _boolean,
     "redaction_extra": _patterns,
     "redaction_allow": _regex_list,
@@ -296,6 +302,11 @@ stop_throttle_minutes: 10
 # With a remote (`cmem remote add`): SessionStart pulls and pushes, SessionEnd pushes in the
 # background (it never waits on the network).
 auto_sync: true
+# Seconds `cmem sync` (and pull, push) waits for the remote to answer when connecting; past it,
+# git is stopped and the sync fails. Hooks wait at most 8 s.
+connect_timeout_seconds: 30
+# Seconds a fetch or push may then go without any sign of progress before it is stopped.
+network_timeout_seconds: 30
 # Replace secrets (API keys, tokens, private keys, passwords in URLs, ...) in transcripts with
 # [REDACTED:<rule>] before they are committed; the commit's Cmem-Redactions trailer counts them.
 redaction: true
@@ -337,3 +348,9 @@ def _write_private(path: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
+
+
+def network_limits(config: Config, cap: float | None = None) -> tuple[float, float]:
+    """(connect, idle) seconds for network calls, at least 1 s each, at most `cap`."""
+    values = (config.connect_timeout_seconds, config.network_timeout_seconds)
+    return tuple(max(1.0, min(v, cap) if cap else v) for v in values)  # type: ignore[return-value]

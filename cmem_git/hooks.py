@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import checkpoint, context, errorlog, lock, memory, paths, recovery, sync
+from . import (checkpoint, context, errorlog, lock, memory, paths, recovery, restore, sync,
+               transport)
 from .backup import check_session_id
-from .config import Config, load_config
-from .errors import CmemError, HookInputError, NotInitialized
+from .config import Config, load_config, network_limits
+from .errors import CmemError, HookInputError, LockTimeout, NotInitialized
 from .history import last_for_session
 from .store import Store
 
@@ -44,7 +45,8 @@ _THROTTLED = ("stop", "subagent-stop")
 # next SessionStart, which backs up whatever changed since.
 _SESSION_END_WAIT = 0.8
 _MAX_INPUT = 16 * 1024 * 1024
-_SYNC_TIMEOUT = 8.0  # seconds for each git network call a hook makes
+_SYNC_TIMEOUT = 8.0  # at most, seconds for each git network call a hook makes
+_SYNC_WAIT = 2.0  # SessionStart waits this long for another cmem's fetch or push, then skips
 BACKGROUND_SYNC = "background-sync"
 _INDEX_CHEAP_BYTES = 1024 * 1024  # new blobs a hook indexes itself after its commit
 
@@ -184,7 +186,10 @@ def background_sync(environ: Mapping[str, str]) -> int:
     try:
         config = load_config(paths.config_path(project))
         store.filter = checkpoint.redaction(config)
-        sync.sync(store, None, config.device, _SYNC_TIMEOUT, checkpoint.secret_rules(config))
+        sync.sync(store, None, config.device, _limits(config), checkpoint.secret_rules(config),
+                  wait=0)
+    except LockTimeout:
+        pass  # a sync is running: it pushes this session's commits too
     except Exception as error:  # recorded, never raised: nobody is waiting for this process
         errorlog.record(store.gitdir, "background sync", _describe(error))
     return 0
@@ -195,8 +200,10 @@ def _sync_now(run_: _Run) -> str | None:
     fatal, and the context says how far behind or ahead the memory is."""
     remote = sync.default_remote(run_.store)
     try:
-        outcome = sync.sync(run_.store, remote, run_.config.device, _SYNC_TIMEOUT,
-                            checkpoint.secret_rules(run_.config))
+        outcome = sync.sync(run_.store, remote, run_.config.device, _limits(run_.config),
+                            checkpoint.secret_rules(run_.config), wait=_SYNC_WAIT)
+    except LockTimeout:
+        return f"Sync: skipped, another cmem is syncing with {remote} right now."
     except CmemError as error:
         run_.problems.append(f"sync with {remote} failed: {error}")
         return None
@@ -205,6 +212,10 @@ def _sync_now(run_: _Run) -> str | None:
     parts += [f"{path} was edited on two devices: both versions are in it, one after the "
               "other; combine them" for path in outcome.conflicts]
     return "Sync: " + ("; ".join(p for p in parts if p) or f"up to date with {remote}") + "."
+
+
+def _limits(config: Config) -> transport.Limits:
+    return transport.Limits(*network_limits(config, _SYNC_TIMEOUT))
 
 
 def _request(run_: _Run, edit: checkpoint.Edit | None = None) -> checkpoint.Request:
@@ -242,15 +253,32 @@ def _session_start(run_: _Run) -> Output:
               else paths.transcripts_dir(run_.project))
     run_.problems += recovery.recover(run_.store, _request(run_), folder)
     synced = _sync_now(run_) if _syncing(run_) else None
+    lagging = _behind(run_.store, folder)
+    synced = "\n".join(part for part in (synced, lagging) if part) or None
     errors = errorlog.take_pending(run_.store.gitdir)
     settings = context.Settings(run_.config.staleness_hours, run_.config.memory_size_warning_kib)
     text = context.render(run_.store, settings, errors, run_.problems, synced,
                           source=event.detail, session=event.session_id)
     output: dict[str, Any] = {"hookSpecificOutput": {"hookEventName": "SessionStart",
                                                      "additionalContext": text}}
-    if run_.problems or errors:
-        output["systemMessage"] = _message(run_.problems or ["earlier hook problems: see context"])
+    if run_.problems or errors or lagging:
+        shown = run_.problems + ([lagging] if lagging else [])
+        output["systemMessage"] = _message(shown or ["earlier hook problems: see context"])
     return Output(stdout=json.dumps(output))
+
+
+def _behind(store: Store, folder: Path) -> str | None:
+    """One line for Claude and the user when a local transcript is older than the stored one:
+    `claude --resume` would continue from the stale copy."""
+    lagging = restore.behind(store, folder)
+    if not lagging:
+        return None
+    shown = ", ".join(f"{item.session} ({item.missing} bytes)" for item in lagging[:3])
+    more = f" and {len(lagging) - 3} more" if len(lagging) > 3 else ""
+    first = lagging[0].session
+    return (f"Behind: the local transcript of {shown}{more} is older than the stored copy "
+            f"(continued on another machine); `cmem restore {first}` brings it up to date "
+            "before `claude --resume`.")
 
 
 def _report(run_: _Run) -> Output:

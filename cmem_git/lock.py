@@ -101,3 +101,39 @@ def clear_stale(gitdir: Path) -> list[Path]:
         path.unlink(missing_ok=True)
     shutil.rmtree(gitdir / "cmem" / "tmp", ignore_errors=True)
     return found
+
+
+class NetworkLock:
+    """One fetch or push at a time per memory repository, whoever starts it (`cmem sync`,
+    SessionStart, the background sync SessionEnd leaves behind): two fetches updating the same
+    ref at once make one of them fail ("cannot lock ref"), and a second push right behind the
+    first has nothing left to send. An flock, so it dies with its holder; it is held across
+    network calls that may take long, so it is separate from the repository lock."""
+
+    def __init__(self, gitdir: Path, wait: float) -> None:
+        self.path = cmem_dir(gitdir) / "network"  # like "lock": no .lock name git would own
+        self.wait = wait
+        self._fd: int | None = None
+
+    def __enter__(self) -> NetworkLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._fd = fd
+                return self
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise LockTimeout(self.path, self.wait) from None
+                time.sleep(0.05)
+            except BaseException:
+                os.close(fd)
+                raise
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

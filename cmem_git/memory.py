@@ -12,6 +12,8 @@ import datetime as dt
 import re
 from pathlib import Path
 
+import pygit2
+
 from . import paths
 
 ACTIVE = "active-context.md"
@@ -25,6 +27,24 @@ _MANAGED = re.compile(rf"^> (?:{END}|{DOC}|{UPDATED}):.*\n?", re.MULTILINE)
 
 def template(name: str) -> bytes:
     return (paths.templates() / name).read_bytes()
+
+
+def initial(name: str) -> bytes | None:
+    """What `cmem init` wrote at `name` on every machine (None: nothing)."""
+    return template(name) if name in FILES else None
+
+
+AUTO = "auto-memory"  # Claude Code's own per-project memory, kept beside the human files
+
+
+def merged_paths(*trees: pygit2.Tree) -> list[str]:
+    """The files a sync merges as text: the human files and Claude Code's auto-memory."""
+    found = set(FILES)
+    for tree in trees:
+        folder = tree[AUTO] if AUTO in tree else None
+        if isinstance(folder, pygit2.Tree):
+            found |= {f"{AUTO}/{e.name}" for e in folder if e.type_str == "blob"}
+    return sorted(found)
 
 
 def record_exit(text: bytes, when: dt.datetime, session_id: str, reason: str) -> bytes:
@@ -92,3 +112,51 @@ def read(workdir: Path, name: str) -> bytes | None:
         return (workdir / name).read_bytes()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None
+
+
+# --- merging the lines cmem keeps -------------------------------------------------------------
+
+_EMPTY = (None, "none", "never")
+_MASK = "(kept by cmem)"
+
+
+def masked(text: bytes) -> bytes:
+    """`text` with the value of each cmem line replaced by the same placeholder, so that a text
+    merge keeps the lines where they are and only their meaning is left to `merged_value`."""
+    body = text.decode("utf-8", "surrogateescape")
+    body = re.sub(rf"^> ({END}|{DOC}|{UPDATED}):.*$", lambda m: f"> {m[1]}: {_MASK}", body,
+                  flags=re.MULTILINE)
+    return body.encode("utf-8", "surrogateescape")
+
+
+def merged_value(old: str | None, one: str | None, two: str | None) -> str | None:
+    """Three-way by meaning: the side that changed the value wins; when both did, the newest
+    (every value starts with a UTC time or a document name that sorts by time), and `none` or
+    `never` never wins over a real value."""
+    if one == two or two == old:
+        return one if one not in _EMPTY or two in _EMPTY else two
+    if one == old:
+        return two if two not in _EMPTY or one in _EMPTY else one
+    real = [v for v in (one, two) if v not in _EMPTY]
+    return max(real) if real else one or two
+
+
+def unmasked(body: bytes, values: dict[str, str | None]) -> bytes:
+    """Put the merged values back on the placeholder lines (one line per label, the first
+    where a merge left two); a value with no line is added to the header."""
+    text = body.decode("utf-8", "surrogateescape")
+    for label, value in values.items():
+        seen = [False]
+
+        def fill(match: re.Match[str], value: str | None = value) -> str:
+            if seen[0] or value is None:
+                return ""
+            seen[0] = True
+            return f"> {label}: {value}\n"
+
+        text = re.sub(rf"^> {re.escape(label)}: {re.escape(_MASK)}\n?", fill, text,
+                      flags=re.MULTILINE)
+        if value is not None and not seen[0]:
+            text = set_line(text.encode("utf-8", "surrogateescape"), label,
+                            value).decode("utf-8", "surrogateescape")
+    return text.encode("utf-8", "surrogateescape")

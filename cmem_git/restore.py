@@ -2,21 +2,26 @@
 machine where the transcript was deleted (cleanupPeriodDays) or never existed.
 
 A local file is never lost: one that already holds the stored bytes is left as it is, one that
-is longer and starts with them is newer than the backup and is never truncated, and any other
-difference needs --force. Files are written through a temp file and renamed.
+is longer and starts with them is newer than the backup and is never truncated, one that the
+stored copy extends is behind (the session went on on another machine) and is brought up to
+date, and any other difference needs --force. Files are written through sandbox.write, so a
+stored name can never lead outside Claude Code's folder.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
 
-from . import chunks
-from .backup import MAIN, session_folder
+from . import chunks, sandbox
+from .backup import MAIN, covered, session_folder
+from .delta import changed_files
 from .errors import CmemError
+from .lock import cmem_dir
 from .store import Store, subtree
 
 
@@ -24,6 +29,7 @@ from .store import Store, subtree
 class Restored:
     session: str
     written: list[Path] = field(default_factory=list)
+    caught_up: list[Path] = field(default_factory=list)  # were a prefix of the stored copy
     unchanged: list[Path] = field(default_factory=list)
     newer_locally: list[Path] = field(default_factory=list)
 
@@ -36,7 +42,7 @@ def restore(store: Store, commit: pygit2.Commit, session: str, folder: Path,
         raise CmemError(f"no session {session} in {str(commit.id)[:8]}")
     files = {name: chunks.read_range(store.repo, listing)
              for name, listing in _files(store.repo, stored, "")}
-    targets = {name: _target(folder, session, name) for name in files}
+    targets = {name: sandbox.target(folder, _relative(session, name)) for name in files}
     refused = [str(targets[n]) for n, data in files.items()
                if _state(targets[n], data) == "different" and not force]
     if refused:
@@ -50,8 +56,9 @@ def restore(store: Store, commit: pygit2.Commit, session: str, folder: Path,
         elif state == "newer":
             result.newer_locally.append(targets[name])
         else:
-            _write(targets[name], data)
-            result.written.append(targets[name])
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            sandbox.write(folder, _relative(session, name), data)
+            (result.caught_up if state == "behind" else result.written).append(targets[name])
     return result
 
 
@@ -71,10 +78,8 @@ def _files(repo: pygit2.Repository, tree: pygit2.Tree,
     return found
 
 
-def _target(folder: Path, session: str, name: str) -> Path:
-    if name == MAIN:
-        return folder / f"{session}.jsonl"
-    return folder / session / name
+def _relative(session: str, name: str) -> str:
+    return f"{session}.jsonl" if name == MAIN else f"{session}/{name}"
 
 
 def _state(path: Path, data: bytes) -> str:
@@ -85,14 +90,58 @@ def _state(path: Path, data: bytes) -> str:
         return "same"
     if local.startswith(data):
         return "newer"
+    if data.startswith(local):
+        return "behind"
     return "different"
 
 
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temp = path.with_name(f".{path.name}.cmem-{os.getpid()}")
-    with open(temp, "wb", opener=lambda p, f: os.open(p, f, 0o600)) as handle:
-        handle.write(data)
+# --- local copies that fell behind ---------------------------------------------------------
+
+# Sessions a merge changed, in .git/cmem: only they can have fallen behind locally, so
+# SessionStart checks these few rather than every transcript of the project.
+_INCOMING = "incoming-sessions.json"
+
+
+@dataclass(frozen=True)
+class Behind:
+    session: str
+    missing: int  # bytes the stored copy has beyond the local file
+
+
+def note_incoming(store: Store, old: pygit2.Tree | None, new: pygit2.Tree) -> None:
+    """Remember the sessions whose stored transcript a merge changed."""
+    found = {path.split("/")[1] for path in changed_files(store.repo, old, new)
+             if path.endswith("/" + MAIN)}
+    if found - set(_load(store)):
+        _save(store, sorted(found | set(_load(store))))
+
+
+def behind(store: Store, folder: Path) -> list[Behind]:
+    """Local transcripts shorter than what the memory holds of them (the session went on on
+    another machine); sessions caught up, or without a local file, are forgotten."""
+    tip = store.tip()
+    lagging, candidates = [], _load(store)
+    for session in candidates:
+        local = folder / f"{session}.jsonl"
+        size = local.stat().st_size if local.is_file() else None
+        stored = covered(store.repo, tip.tree if tip else None, f"{session_folder(session)}/{MAIN}")
+        if size is not None and stored > size:
+            lagging.append(Behind(session, stored - size))
+    if len(lagging) != len(candidates):
+        _save(store, [item.session for item in lagging])
+    return lagging
+
+
+def _load(store: Store) -> list[str]:
+    try:
+        value = json.loads((cmem_dir(store.gitdir) / _INCOMING).read_text())
+    except (OSError, ValueError):
+        return []
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _save(store: Store, sessions: list[str]) -> None:
+    path = cmem_dir(store.gitdir) / _INCOMING
+    temp = path.with_name(f"{_INCOMING}.{os.getpid()}")
+    temp.write_text(json.dumps(sessions))
     os.replace(temp, path)
-
-

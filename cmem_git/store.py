@@ -160,6 +160,9 @@ class Store:
             self.warnings.append(f"committed {str(prepared[1])[:8]}, but the index and working "
                                  f"files are not updated yet ({error}); the next cmem command "
                                  "finishes them")
+        except BaseException:  # Ctrl-C halfway through the files: the next cmem finishes them
+            unsynced(self.gitdir).touch()
+            raise
 
     def _swap(self, old: pygit2.Commit | None, new: pygit2.Oid) -> bool:
         """Compare-and-swap: move the branch to `new` only if it still points at `old`."""

@@ -21,11 +21,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pygit2
 
-from . import checkpoint, chunks, memory, scan, transport
+from . import checkpoint, chunks, intake, memory, restore, scan, transport
 from .backup import ROOT, SOURCE_MAP, merge_lines
 from .delta import changed_files
 from .errors import CmemError
 from .history import entry, format_message
+from .lock import NetworkLock
 from .store import Draft, Store, file_bytes, subtree
 
 if TYPE_CHECKING:
@@ -102,33 +103,111 @@ def _branch(store: Store) -> str:
 
 # --- pull, push, sync -----------------------------------------------------------------------
 
-def pull(store: Store, remote: str | None, device: str, timeout: float | None = None) -> Outcome:
-    outcome = Outcome(_remote(store, remote))
-    tracking = transport.fetch(store.workdir, outcome.remote, _branch(store), timeout)
+NETWORK_WAIT = 60.0  # seconds a foreground command waits for another's fetch or push
+
+
+def pull(store: Store, remote: str | None, device: str, limits: transport.Limits | None = None,
+         wait: float = NETWORK_WAIT) -> Outcome:
+    with NetworkLock(store.gitdir, wait):
+        return _pull(store, _remote(store, remote), device, limits)
+
+
+def _pull(store: Store, remote: str, device: str, limits: transport.Limits | None) -> Outcome:
+    """Fetch into a private ref, check every new commit (intake.py), and only then let the
+    remote-tracking ref and the branch see it."""
+    outcome = Outcome(remote)
+    fetched = _fetch(store, remote, limits)
     outcome.fetched = True
-    if tracking is not None:
-        theirs = store.repo.references[tracking].peel(pygit2.Commit)
-        outcome.merged, outcome.conflicts = merge(store, theirs, device)
+    if fetched is None:
+        _refuse_other_branches(store, remote, limits)
+        return outcome
+    theirs = store.repo.references[fetched].peel(pygit2.Commit)
+    tip = store.tip()
+    if tip is None or not (tip.id == theirs.id or store.repo.descendant_of(tip.id, theirs.id)):
+        try:
+            intake.check(store.repo, remote, theirs.id, tip.id if tip else None)
+        except intake.UntrustedCommit:
+            store.repo.references.delete(fetched)  # its objects become unreachable
+            raise
+    store.repo.references.create(_tracking(store, remote), theirs.id, force=True)
+    outcome.merged, outcome.conflicts = merge(store, theirs, device)
+    if outcome.merged:  # for SessionStart's note on local transcripts left behind
+        restore.note_incoming(store, tip.tree if tip else None, theirs.tree)
     return outcome
 
 
-def push(store: Store, remote: str | None, timeout: float | None = None,
-         secrets: Redactor | None = None) -> Outcome:
+def _fetch(store: Store, remote: str, limits: transport.Limits | None) -> str | None:
+    """A fetch whose local ref update lost to a git the user ran meanwhile is tried again."""
+    for attempt in range(ATTEMPTS):
+        try:
+            return transport.fetch(store.workdir, remote, _branch(store), limits)
+        except transport.TransportError as error:
+            if attempt + 1 == ATTEMPTS or not transport.lost_ref_race(error):
+                raise
+    raise SyncError("unreachable")
+
+
+def _refuse_other_branches(store: Store, remote: str, limits: transport.Limits | None) -> None:
+    """A remote without our branch but with another one (a bare repository made with
+    `git init --bare`, whose HEAD is master, filled by a `git clone` elsewhere): pushing would
+    start a second, unrelated history beside it that no sync ever merges."""
+    head, branches = transport.remote_branches(store.workdir, remote, limits)
+    if branches:
+        other = head or branches[0]
+        raise SyncError(f"{remote} has no branch {_branch(store)} but has "
+                        f"{', '.join(branches)}: syncing would start an unrelated second "
+                        "history there", hint=f"sync with its branch instead: `git -C "
+                        f".claude/memory branch -m {other}`, then `cmem sync`")
+
+
+def join(store: Store, url: str, device: str, limits: transport.Limits | None = None
+         ) -> Outcome:
+    """A second machine's set-up: add the remote as origin, take the name of the branch it
+    already has (whatever `git init --bare` called it), then sync, which adopts its memory
+    files wherever this machine's are still what `cmem init` wrote."""
+    names = [r.name for r in store.repo.remotes]
+    if "origin" not in names:
+        add_remote(store, "origin", url)
+    elif store.repo.remotes["origin"].url != url:
+        raise SyncError(f"remote origin exists already with another URL "
+                        f"({store.repo.remotes['origin'].url})",
+                        hint="`cmem remote remove origin` first, or `cmem sync` to use it")
+    with NetworkLock(store.gitdir, NETWORK_WAIT):
+        head, branches = transport.remote_branches(store.workdir, "origin", limits)
+    ours = _branch(store)
+    wanted = ours if ours in branches or not branches else head or branches[0]
+    if wanted != ours:
+        store.repo.branches.local[ours].rename(wanted)
+    return sync(store, "origin", device, limits)
+
+
+def _tracking(store: Store, remote: str) -> str:
+    return f"refs/remotes/{remote}/{_branch(store)}"
+
+
+def push(store: Store, remote: str | None, limits: transport.Limits | None = None,
+         secrets: Redactor | None = None, wait: float = NETWORK_WAIT) -> Outcome:
+    with NetworkLock(store.gitdir, wait):
+        return _push(store, _remote(store, remote), limits, secrets)
+
+
+def _push(store: Store, remote: str, limits: transport.Limits | None,
+          secrets: Redactor | None) -> Outcome:
     """Push the branch; with `secrets`, commits the remote lacks are scanned first and a
     finding stops the push (transcripts pushed are out of the user's hands)."""
-    outcome = Outcome(_remote(store, remote))
+    outcome = Outcome(remote)
     tip = store.tip()
     if tip is None:
         raise SyncError("nothing to push: the memory repository has no commits")
     if secrets is not None:
         _refuse_secrets(store, outcome.remote, tip.id, secrets)
-    pushed = transport.push(store.workdir, outcome.remote, _branch(store), timeout)
+    pushed = transport.push(store.workdir, outcome.remote, _branch(store), limits)
     outcome.pushed, outcome.bytes_sent = pushed.updated, pushed.bytes_sent
     return outcome
 
 
 def _refuse_secrets(store: Store, remote: str, tip: pygit2.Oid, secrets: Redactor) -> None:
-    tracking = store.repo.references.get(f"refs/remotes/{remote}/{_branch(store)}")
+    tracking = store.repo.references.get(_tracking(store, remote))
     hits = scan.scan(store.repo, tip, tracking.peel(pygit2.Commit).id if tracking else None,
                      secrets)
     if hits:
@@ -145,22 +224,24 @@ class SecretsFound(SyncError):
     pass
 
 
-def sync(store: Store, remote: str | None, device: str, timeout: float | None = None,
-         secrets: Redactor | None = None) -> Outcome:
+def sync(store: Store, remote: str | None, device: str, limits: transport.Limits | None = None,
+         secrets: Redactor | None = None, wait: float = NETWORK_WAIT) -> Outcome:
     """Commit local edits of the memory files, then fetch, merge, push; a push that loses a
-    race to another device fetches and merges again."""
-    _remote(store, remote)
-    checkpoint.take(store, checkpoint.Request("sync", None, None, device))
-    for attempt in range(ATTEMPTS):
-        outcome = pull(store, remote, device, timeout)
-        try:
-            pushed = push(store, outcome.remote, timeout, secrets)
-        except transport.TransportError as error:
-            if attempt + 1 < ATTEMPTS and transport.rejected_as_stale(error):
-                continue
-            raise
-        outcome.pushed, outcome.bytes_sent = pushed.pushed, pushed.bytes_sent
-        return outcome
+    race to another device fetches and merges again. Holds the network lock throughout, so
+    a background sync or a hook's pull waits or steps aside (`wait`)."""
+    name = _remote(store, remote)
+    with NetworkLock(store.gitdir, wait):
+        checkpoint.take(store, checkpoint.Request("sync", None, None, device))
+        for attempt in range(ATTEMPTS):
+            outcome = _pull(store, name, device, limits)
+            try:
+                pushed = _push(store, name, limits, secrets)
+            except transport.TransportError as error:
+                if attempt + 1 < ATTEMPTS and transport.rejected_as_stale(error):
+                    continue
+                raise
+            outcome.pushed, outcome.bytes_sent = pushed.pushed, pushed.bytes_sent
+            return outcome
     raise SyncError("unreachable")
 
 
@@ -212,24 +293,33 @@ def merged_tree(store: Store, ours: pygit2.Commit,
 
 def _memory_files(repo: pygit2.Repository, base: pygit2.Tree | None, first: pygit2.Commit,
                   second: pygit2.Commit) -> tuple[dict[str, pygit2.Oid | None], list[str]]:
-    """Memory files edited on both sides, merged without the lines cmem keeps (the last exit,
-    the document pointer), which then come from the newer side: two devices each recording
-    a session end is not a conflict."""
-    newer = second if second.commit_time >= first.commit_time else first
+    """The human files both sides have and differ in, merged three-way by cmem's own rule
+    (the tree merge above cannot know it). Without a common history (a second machine's first
+    sync) the ancestor is the template `cmem init` wrote, so a file still equal to it simply
+    takes the other side."""
     changes: dict[str, pygit2.Oid | None] = {}
     conflicts = []
-    for name in memory.FILES:
-        old, one, two = (file_bytes(tree, name) for tree in (base, first.tree, second.tree))
-        if one is None or two is None or one == two or old in (one, two):
-            continue  # at most one side changed it: git's merge is right
-        body, conflicted = _merge_text(repo, *(memory.without_managed(t) if t is not None
-                                              else None for t in (old, one, two)))
-        for label in memory.MANAGED:
-            value = memory.value(file_bytes(newer.tree, name), label)
-            body = memory.set_line(body, label, value) if value is not None else body
+    for name in memory.merged_paths(first.tree, second.tree):
+        one, two = file_bytes(first.tree, name), file_bytes(second.tree, name)
+        if one is None or two is None or one == two:
+            continue  # one side lacks it: git's merge (and _settle) keep the other
+        old = file_bytes(base, name) if base is not None else memory.initial(name)
+        body, conflicted = _merge_file(repo, old, one, two)
         changes[name] = repo.create_blob(body)
         conflicts += [name] if conflicted else []
     return changes, conflicts
+
+
+def _merge_file(repo: pygit2.Repository, old: bytes | None, one: bytes,
+                two: bytes) -> tuple[bytes, bool]:
+    """Three-way; cmem's header lines keep their place and are merged by meaning."""
+    if old == one or old == two:
+        return (two if old == one else one), False
+    body, conflicted = _merge_text(repo, *(memory.masked(t) if t is not None else None
+                                          for t in (old, one, two)))
+    values = {label: memory.merged_value(*(memory.value(t, label) for t in (old, one, two)))
+              for label in memory.MANAGED}
+    return memory.unmasked(body, values), conflicted
 
 
 def _merge_text(repo: pygit2.Repository, old: bytes | None, one: bytes | None,

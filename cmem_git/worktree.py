@@ -10,16 +10,16 @@ and renamed, so a reader never sees half a file.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Mapping
 
 import pygit2
 
-from . import memory
+from . import automemory, memory, sandbox
 from .lock import temp_dir
 
-_CMEM_ONLY = "transcripts/"
+# Nobody edits these copies but cmem (auto-memory's working copy is Claude Code's own folder).
+_CMEM_ONLY = ("transcripts/", memory.AUTO + "/")
 
 
 def sync(repo: pygit2.Repository, read: Mapping[str, pygit2.Oid] | None = None) -> list[str]:
@@ -48,19 +48,24 @@ def _differences(index: pygit2.Index, head: pygit2.Tree
 
 def _apply(repo: pygit2.Repository, index: pygit2.Index, path: str, want: pygit2.Oid | None,
            have: pygit2.Oid | None, read: pygit2.Oid | None) -> bool:
-    file = Path(repo.workdir) / path
+    try:
+        file = sandbox.target(Path(repo.workdir), path)
+    except sandbox.OutsideFolder:
+        return False  # never written, never indexed: a path intake.check would have refused
     current = _hash(file)
     # Nobody edits transcript chunks but cmem: whatever is there is an unfinished sync.
     replaceable = path.startswith(_CMEM_ONLY) or current in (None, have, read, want)
     if want is None:
         if replaceable:
-            file.unlink(missing_ok=True)
+            sandbox.remove(Path(repo.workdir), path)
         index.remove(path)
         return replaceable
     if replaceable and current != want:
         blob = repo[want]
         assert isinstance(blob, pygit2.Blob)
-        write_atomic(repo, file, blob.data)
+        write_file(repo, path, blob.data)
+    if path.startswith(_CMEM_ONLY[1]):
+        automemory.mirror(repo, path, blob_bytes(repo, want) or b"", have, read)
     if replaceable:
         index.add(path)  # stats the file we wrote, so `git status` need not hash it again
     else:
@@ -79,7 +84,7 @@ def _carry_managed_lines(repo: pygit2.Repository, file: Path, path: str,
     edited = file.read_bytes()
     merged = memory.keep_managed(edited, blob_bytes(repo, have), blob_bytes(repo, want) or b"")
     if merged != edited:
-        write_atomic(repo, file, merged)
+        write_file(repo, path, merged)
 
 
 def blob_bytes(repo: pygit2.Repository, oid: pygit2.Oid | None) -> bytes | None:
@@ -94,12 +99,8 @@ def _hash(file: Path) -> pygit2.Oid | None:
         return None
 
 
-def write_atomic(repo: pygit2.Repository, file: Path, data: bytes) -> None:
-    """Write through a temp file inside .git (same file system, and a dead writer's leftovers
-    are cleared by the lock) and rename it into place. No fsync: every byte written here is
-    also in a commit, from which `cmem` can rebuild it."""
-    file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temp = temp_dir(Path(repo.path)) / f"{os.getpid()}-{file.name}"
-    with open(temp, "wb", opener=lambda p, f: os.open(p, f, 0o600)) as handle:
-        handle.write(data)
-    os.replace(temp, file)
+def write_file(repo: pygit2.Repository, path: str, data: bytes) -> None:
+    """Write a working file through the one guarded writer. The temp file sits inside .git
+    (same file system, and a dead writer's leftovers are cleared by the lock). No fsync: every
+    byte written here is also in a commit, from which `cmem` can rebuild it."""
+    sandbox.write(Path(repo.workdir), path, data, temp_dir(Path(repo.path)))

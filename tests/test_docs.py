@@ -470,7 +470,7 @@ def test_doc_save_in_the_same_second_never_overwrites(project: Project) -> None:
 _KILLER = textwrap.dedent("""\
     import os, signal, sys
     import pygit2
-    from cmem_git import cli, store, worktree
+    from cmem_git import cli, sandbox, store, worktree
 
     def die(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
@@ -491,19 +491,19 @@ _KILLER = textwrap.dedent("""\
             return False
         store.Store._swap = moved
     elif point.startswith("write-"):  # the Nth working file about to be replaced
-        wanted, count, write = int(point[6:]), [0], worktree.write_atomic
-        def nth(repo, file, data):
+        wanted, count, write = int(point[6:]), [0], worktree.write_file
+        def nth(repo, path, data):
             count[0] += 1
             if count[0] == wanted:
                 die()
-            write(repo, file, data)
-        worktree.write_atomic = nth
+            write(repo, path, data)
+        worktree.write_file = nth
     elif point == "rename":  # a temp file written, not yet renamed into place
         class Os:
             def __getattr__(self, name):
                 return getattr(os, name)
             replace = staticmethod(die)
-        worktree.os = Os()
+        sandbox.os = Os()
     elif point == "index":  # working files written, the index being written (its lock held)
         def write(self):
             open(os.path.join(self._repo.path, "index.lock"), "w").close()

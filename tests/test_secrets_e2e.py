@@ -1160,7 +1160,7 @@ def test_everything_cmem_writes_is_private_under_umask_000(tmp_path: Path,
     assert pulled.returncode == 0, pulled.stderr
     assert (project.memory / "notes.md").is_file()
 
-    for part in ("objects", "refs", "logs", "index", "cmem", "FETCH_HEAD",
+    for part in ("objects", "refs", "logs", "index", "cmem", "refs/cmem/incoming/origin/main",
                  "refs/remotes/origin/main"):
         assert (project.memory / ".git" / part).exists(), part
     assert not_private(project.memory) == []
