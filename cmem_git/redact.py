@@ -26,6 +26,7 @@ rule, in every record shape, escaped once and twice); change the two together.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import json
 import math
@@ -70,43 +71,52 @@ _B = r"(?:(?<![A-Za-z0-9_])|(?<=\\[nrt]))"
 _USERINFO = r"""[^\s/?#@:"'<>\\]{0,128}:([^\s/@"'<>\\]{1,256})@"""
 
 
+# A key block: its header, then only what a body holds (base64, line breaks, a Read tool's line
+# numbers, `Proc-Type:` headers), then its footer if there is one. The body cannot run past a
+# `-----`, so it stops at the footer or the next header: a string of many headers and no footer
+# (grep output) costs one pass, and only what follows each header that looks like a key goes.
+_PEM_LABEL = r"[A-Z0-9 ]{0,30}PRIVATE KEY(?: BLOCK)?-----"
+_PEM_HEAD = rf"-----BEGIN{_PEM_LABEL}"
+_PEM_BODY = r"(?:[A-Za-z0-9+/=:,\s\\\u2192]|-(?!----)){0,32768}"
+_PEM_END = rf"-----END{_PEM_LABEL}"
+
+
 def _assignment(name: str, words: str) -> tuple[str, str, int]:
     return name, rf"(?i)(?:{words})({_NAME_END}){_SEP}{_VALUE}", 3
 
 
 # (name, pattern, group), in priority order: where two matches overlap the earlier rule wins.
 _RULE_SOURCES: tuple[tuple[str, str, int], ...] = (
-    ("private-key", r"-----BEGIN[A-Z0-9 ]{0,30}PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
-                    r"(?:-----END[A-Z0-9 ]{0,30}PRIVATE KEY(?: BLOCK)?-----|\Z)", 0),
+    ("private-key", rf"{_PEM_HEAD}{_PEM_BODY}(?:{_PEM_END})?", 0),
     ("aws-access-key", rf"{_B}(?:AKIA|ASIA)[0-9A-Z]{{16}}\b", 0),
     ("aws-secret-key", rf"(?i)(?:aws[a-z0-9_.-]{{0,20}}?secret[a-z0-9_.-]{{0,20}}"
                        rf"|secret_?access_?key){_SEP}{_Q}"
                        r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])", 1),
     ("aws-session-token", rf"(?i)(?:aws_session_token|aws_security_token|sessiontoken){_SEP}{_Q}"
-                          r"([A-Za-z0-9/+=]{100,})", 1),
+                          r"([A-Za-z0-9/+=]{100,2048})", 1),
     ("github-token", rf"{_B}gh[pousr]_[A-Za-z0-9]{{36,251}}\b", 0),
-    ("github-pat", rf"{_B}github_pat_[A-Za-z0-9]{{16}}[A-Za-z0-9_]{{30,}}", 0),
-    ("gitlab-token", rf"{_B}gl(?:pat|ptt|rt)-[A-Za-z0-9_-]{{20,}}", 0),
-    ("anthropic-key", rf"{_B}sk-ant-[A-Za-z0-9_-]{{20,}}", 0),
-    ("openai-key", rf"{_B}sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{{20,}}", 0),
-    ("slack-token", rf"{_B}xox[abposr]-[A-Za-z0-9-]{{10,}}", 0),
-    ("slack-app-token", rf"{_B}xapp-\d-[A-Za-z0-9-]{{20,}}", 0),
+    ("github-pat", rf"{_B}github_pat_[A-Za-z0-9]{{16}}[A-Za-z0-9_]{{30,255}}", 0),
+    ("gitlab-token", rf"{_B}gl(?:pat|ptt|rt)-[A-Za-z0-9_-]{{20,255}}", 0),
+    ("anthropic-key", rf"{_B}sk-ant-[A-Za-z0-9_-]{{20,255}}", 0),
+    ("openai-key", rf"{_B}sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{{20,255}}", 0),
+    ("slack-token", rf"{_B}xox[abposr]-[A-Za-z0-9-]{{10,255}}", 0),
+    ("slack-app-token", rf"{_B}xapp-\d-[A-Za-z0-9-]{{20,255}}", 0),
     ("slack-webhook", r"hooks\.slack\.com/(?:services|workflows|triggers)/"
-                      r"([A-Za-z0-9_/-]{20,})", 1),
-    ("discord-webhook", r"discord(?:app)?\.com/api/webhooks/\d+/([A-Za-z0-9_-]{40,})", 1),
-    ("stripe-key", rf"{_B}[sr]k_(?:live|test)_[A-Za-z0-9]{{16,}}", 0),
-    ("stripe-webhook-secret", rf"{_B}whsec_[A-Za-z0-9]{{24,}}", 0),
+                      r"([A-Za-z0-9_/-]{20,255})", 1),
+    ("discord-webhook", r"discord(?:app)?\.com/api/webhooks/\d{1,20}/([A-Za-z0-9_-]{40,128})", 1),
+    ("stripe-key", rf"{_B}[sr]k_(?:live|test)_[A-Za-z0-9]{{16,255}}", 0),
+    ("stripe-webhook-secret", rf"{_B}whsec_[A-Za-z0-9]{{24,255}}", 0),
     ("google-api-key", rf"{_B}AIza[0-9A-Za-z_-]{{35}}(?![0-9A-Za-z_-])", 0),
     ("google-client-secret", rf"{_B}GOCSPX-[A-Za-z0-9_-]{{28}}", 0),
     ("npm-token", rf"{_B}npm_[A-Za-z0-9]{{36}}(?![A-Za-z0-9])", 0),
-    ("pypi-token", rf"{_B}pypi-[A-Za-z0-9_-]{{50,}}", 0),
+    ("pypi-token", rf"{_B}pypi-[A-Za-z0-9_-]{{50,512}}", 0),
     ("huggingface-token", rf"{_B}hf_[A-Za-z0-9]{{30,40}}(?![A-Za-z0-9])", 0),
     ("sendgrid-key", rf"{_B}SG\.[A-Za-z0-9_-]{{22}}\.[A-Za-z0-9_-]{{43}}(?![A-Za-z0-9_-])", 0),
     ("digitalocean-token", rf"{_B}do[por]_v1_[a-f0-9]{{64}}\b", 0),
     ("shopify-token", rf"{_B}shp(?:at|ca|pa|ss)_[a-fA-F0-9]{{32}}\b", 0),
-    ("jwt", rf"{_B}eyJ[A-Za-z0-9_-]{{8,}}\.eyJ[A-Za-z0-9_-]{{8,}}\.[A-Za-z0-9_-]*", 0),
+    ("jwt", rf"{_B}eyJ[A-Za-z0-9_-]{{8,1024}}\.eyJ[A-Za-z0-9_-]{{8,8192}}\.[A-Za-z0-9_-]{{0,2048}}", 0),
     ("twilio-key", r"(?i)twilio[\s\S]{0,80}?\b((?:SK|AC)[0-9a-f]{32})\b", 1),
-    ("azure-storage-key", r"(?i)AccountKey=([A-Za-z0-9+/]{20,}={0,2})", 1),
+    ("azure-storage-key", r"(?i)AccountKey=([A-Za-z0-9+/]{20,256}={0,2})", 1),
     ("heroku-api-key", rf"(?i)heroku[a-z0-9_ .-]{{0,30}}?{_SEP}{_Q}({_UUID})", 1),
     ("heroku-api-key", rf"{_B}HRKU-[A-Za-z0-9_-]{{60}}", 0),
     ("datadog-api-key", rf"(?i)(?:datadog|dd)[_-]?(?:api|app|application)[_-]?key{_SEP}{_Q}"
@@ -116,8 +126,8 @@ _RULE_SOURCES: tuple[tuple[str, str, int], ...] = (
     ("url-password", rf"(?i){_B}[a-z][a-z0-9+.-]{{1,30}}://{_USERINFO}", 1),
     ("url-token", rf"(?i){_B}https?://([A-Za-z0-9_-]{{20,128}})@", 1),
     ("authorization-header", rf"(?i)authorization{_SEP}{_Q}(?:bearer|token)[ \t]+"
-                             r"([A-Za-z0-9._~+/-]{8,}=*)", 1),
-    ("basic-auth", rf"(?i)authorization{_SEP}{_Q}basic[ \t]+([A-Za-z0-9+/]{{8,}}={{0,2}})", 1),
+                             r"([A-Za-z0-9._~+/-]{8,2048}={0,2})", 1),
+    ("basic-auth", rf"(?i)authorization{_SEP}{_Q}basic[ \t]+([A-Za-z0-9+/]{{8,1024}}={{0,2}})", 1),
     ("env-secret", rf"(?:(?<![A-Za-z0-9_$])|(?<=\\[nrt]))(?:export[ \t]+)?"
                    rf"((?:[A-Z0-9]+_)*(?:[A-Z0-9]*(?:{_ENV_KEYWORDS})"
                    r"[A-Z0-9]*|KEY)(?:_[A-Z0-9]+)*)=([\"']?)([^\s\"'`\\]{3,256})", 3),
@@ -257,8 +267,10 @@ _PATH_TAIL = re.compile(r"/.*\.[A-Za-z]{1,5}$")
 
 
 def _all_classes(text: str) -> bool:
-    return any(c.isupper() for c in text) and any(c.islower() for c in text) \
-        and any(c.isdigit() for c in text)
+    return all(c.search(text) for c in _CLASSES)
+
+
+_CLASSES = (re.compile(r"[A-Z]"), re.compile(r"[a-z]"), re.compile(r"[0-9]"))
 
 
 def _mixed(m: re.Match[str]) -> bool:
@@ -402,23 +414,50 @@ def _locator(pattern: re.Pattern[str], back: int) -> re.Pattern[str]:
     return re.compile(rf"[\s\S]{{0,{back}}}?(?={body})", pattern.flags)
 
 
-def _near(rule: Rule, text: str, hit: int) -> Iterator[re.Match[str]]:
+def _near(rule: Rule, text: str, hit: int, reach: dict[int, int] | None = None,
+          priority: int = 0) -> Iterator[re.Match[str]]:
     """The matches of `rule` in `text` that start at most its look-back before `hit`. Only the
-    start is bounded: a match runs on as far as the rule lets it (a key block, a long token)."""
+    start is bounded: a match runs on as far as the rule lets it (a key block, a long token).
+
+    `reach` (per rule priority, for hits in ascending order) is how far starts were already
+    tried for earlier hits: the end of the last match, or the last hit when none was found. A
+    start before it is not tried again. Dense hits (`sk-sk-sk-…`, `token: token: …`, many key
+    headers) would otherwise each run the rule over the same characters, so that the cost grew
+    with hits × look-back × match length instead of with the text."""
     back = _BACK.get(rule.name, 12)
-    pos = max(0, hit - back)
+    tried = reach.get(priority, 0) if reach is not None else 0
+    pos = max(0, hit - back, tried)
     while pos <= hit:
         located = _locator(rule.pattern, back).match(text, pos)
-        if located is None or located.end() > hit:
-            return
-        found = rule.pattern.match(text, located.end())
-        if found is None:
-            return
-        yield found
+        found = None if located is None or located.end() > hit else \
+            rule.pattern.match(text, located.end())
+        if located is None or found is None:
+            break
         pos = max(found.end(), located.end() + 1)
+        if reach is not None:
+            reach[priority] = pos
+        yield found
+    if reach is not None:
+        reach[priority] = max(reach.get(priority, 0), hit + 1)
 
 
 # --- Lines and strings ----------------------------------------------------------------------------
+
+_PEM_REACH = 33000  # past the longest key block the rule takes (_PEM_BODY)
+
+
+def _region_end(data: bytes, start: int, hit: int) -> int:
+    """Where the text looked at for a hit ends: its line's end; for a key block in plain text
+    (not a JSON record, whose strings hold their line breaks as escapes) the end of its
+    footer's line, or of the line the longest body would reach when there is no footer."""
+    end = data.find(b"\n", hit)
+    end = len(data) if end < 0 else end
+    if _RECORD.match(data, start) or data.find(b"PRIVATE KEY", hit, end) < 0:
+        return end
+    footer = data.find(b"-----END", hit, hit + _PEM_REACH)
+    stop = data.find(b"\n", footer if footer >= 0 else min(len(data), hit + _PEM_REACH))
+    return len(data) if stop < 0 else stop
+
 
 @dataclass(frozen=True)
 class _Found:
@@ -454,18 +493,24 @@ _REST_OF_STRING = re.compile(rb'(?=([^"\\]*(?:\\.[^"\\]*)*))\1"')
 _STRING = re.compile(rb'"(?=([^"\\]*(?:\\.[^"\\]*)*))\1"')
 
 
-def _strings_at(line: bytes, hits: Sequence[Hit]) -> Iterator[tuple[int, int, None]]:
+def _strings_at(line: bytes, hits: Sequence[Hit]) -> list[tuple[int, int, None]]:
     """(opening quote, end) of the string token each hit (ascending) is in, each once. A gate
     hit is always inside a string: outside them JSON has only punctuation, numbers, true, false
     and null. UTF-8 continuation bytes are never `"` or `\\`, so bytes are searched directly."""
-    end = -1
+    end, found = -1, []
     for at, _ in hits:
         if at >= end:
             start, rest = _quote_before(line, at, 0), _REST_OF_STRING.match(line, at)
             if start < 0 or rest is None:
                 raise ValueError("not inside a JSON string")
             end = rest.end()
-            yield start, end, None
+            found.append((start, end, None))
+    return found
+
+
+def _first_at(hits: Sequence[Hit], offset: int) -> int:
+    """The index of the first hit (ascending) at or after `offset`."""
+    return bisect.bisect_left(hits, (offset, -1))
 
 
 _BEFORE, _AFTER = 256, 4096  # the window around a hit: more than any rule looks back or reaches
@@ -552,15 +597,19 @@ def _preview(secret: str) -> str:
 
 
 def _overlaps(kept: list[Span], start: int, end: int) -> bool:
-    return any(start < e and s < end for s, e, _ in kept)
+    """Whether [start, end) overlaps a span of `kept` (sorted, not overlapping each other)."""
+    at = bisect.bisect_left(kept, (start, start, ""))
+    return (at < len(kept) and kept[at][0] < end) or (at > 0 and kept[at - 1][1] > start)
 
 
 def _apply(text: str, spans: list[Span]) -> tuple[str, list[_Found]]:
     spans = sorted(spans)
     found = [_Found(rule, start, text[start:end]) for start, end, rule in spans]
-    for start, end, rule in reversed(spans):
-        text = text[:start] + marker(rule) + text[end:]
-    return text, found
+    pieces, done = [], 0
+    for start, end, rule in spans:
+        pieces += [text[done:start], marker(rule)]
+        done = end
+    return ("".join(pieces) + text[done:] if spans else text), found
 
 
 # --- The redactor -------------------------------------------------------------------------------
@@ -600,14 +649,13 @@ class Redactor:
 
     def _candidates(self, data: bytes) -> list[_Line]:
         """The lines the gates (and the extra rules) point at, with where in them."""
-        lines: dict[int, tuple[int, list[Hit]]] = {}
+        lines: list[tuple[int, int, list[Hit]]] = []
         for hit, kind in sorted(set(_gate_hits(data) + self._extra_hits(data))):
-            start = data.rfind(b"\n", 0, hit) + 1
-            if start not in lines:
-                end = data.find(b"\n", hit)
-                lines[start] = (len(data) if end < 0 else end, [])
-            lines[start][1].append((hit - start, kind))
-        return [_Line(start, end, tuple(hits)) for start, (end, hits) in lines.items()]
+            if not lines or hit >= lines[-1][1]:  # hits ascend: each line is looked up once
+                start = data.rfind(b"\n", 0, hit) + 1
+                lines.append((start, _region_end(data, start, hit), []))
+            lines[-1][2].append((hit - lines[-1][0], kind))
+        return [_Line(start, end, tuple(hits)) for start, end, hits in lines]
 
     def _extra_hits(self, data: bytes) -> list[Hit]:
         """Extra rules have no gate: a line is looked at when one matches its raw text (so not
@@ -628,10 +676,11 @@ class Redactor:
         if _RECORD.match(line):
             extra = any(kind >= len(_KINDS) for _, kind in hits)
             try:
-                if not extra and not any(self._suspect(line, at, kind) for at, kind in hits):
-                    return line, []
                 if not extra:
-                    return self._json_line(line, hits, _strings_at(line, hits))
+                    strings = _strings_at(line, hits)
+                    if not any(self._suspect_string(line, s, hits) for s in strings):
+                        return line, []
+                    return self._json_line(line, hits, iter(strings))
                 if _valid_json(line):  # an extra rule's match may be anywhere: every string
                     return self._json_line(line, hits, _string_tokens(line))
             except ValueError:
@@ -639,6 +688,26 @@ class Redactor:
         text = line.decode("utf-8", "surrogateescape")
         new, found = self._replace(text, _char_hits(line, text, hits), None, everywhere=True)
         return (new.encode("utf-8", "surrogateescape") if found else line), found
+
+    def _suspect_string(self, line: bytes, string: tuple[int, int, None],
+                        hits: Sequence[Hit]) -> bool:
+        """Whether a rule may match near a hit in one string token. A few hits in a long string
+        (a Read result) each get a window; where the windows would add up to more than the
+        string, it is decoded once for all of them, so the cost stays linear in the line."""
+        start, end, _ = string
+        inside = hits[_first_at(hits, start):_first_at(hits, end)]
+        if len(inside) * (_BEFORE + _AFTER) < end - start:
+            return any(self._suspect(line, at, kind) for at, kind in inside)
+        token = line[start:end]
+        text: str = json.loads(token)
+        after = _value_after(line, end)
+        if after is not None and _SECRET_KEY.search(text):
+            return True
+        offsets = _offsets(token, [at - start for at, _ in inside])
+        reach: dict[int, int] = {}
+        return any(self._counts(rule, m) for offset, (_, kind) in zip(offsets, inside)
+                   for priority, rule in _guarded(kind)
+                   for m in _near(rule, text, offset, reach, priority))
 
     def _suspect(self, line: bytes, at: int, kind: int) -> bool:
         """Whether a rule may match near a hit, judged from a decoded window of its string (a
@@ -665,22 +734,23 @@ class Redactor:
                 values.setdefault((start, end), None)
         edits: list[tuple[int, int, bytes]] = []
         found: list[_Found] = []
+        extra = any(k >= len(_KINDS) for _, k in hits)
         for (start, end), key in sorted(values.items()):
-            new, here = self._string(line, start, end, key, hits)
+            new, here = self._string(line, start, end, key, hits, extra)
             if here:
                 edits.append((start, end, new))
                 found += here
         return _splice(line, edits), found
 
     def _string(self, line: bytes, start: int, end: int, key: tuple[int, int] | None,
-                hits: Sequence[Hit]) -> tuple[bytes, list[_Found]]:
+                hits: Sequence[Hit], extra: bool) -> tuple[bytes, list[_Found]]:
         token = line[start:end]
-        inside = [(h - start, k) for h, k in hits if start <= h < end and k < len(_KINDS)]
+        inside = [(h - start, k) for h, k in hits[_first_at(hits, start):_first_at(hits, end)]
+                  if k < len(_KINDS)]
         inside = list(zip(_offsets(token, [h for h, _ in inside]), [k for _, k in inside]))
-        name = json.loads(line[key[0]:key[1]]) if key is not None and any(
-            key[0] <= h < key[1] for h, _ in hits) else None
-        new, found = self._replace(json.loads(token), inside, name,
-                                   everywhere=any(k >= len(_KINDS) for _, k in hits))
+        name = json.loads(line[key[0]:key[1]]) if key is not None and \
+            _first_at(hits, key[0]) < _first_at(hits, key[1]) else None
+        new, found = self._replace(json.loads(token), inside, name, everywhere=extra)
         return (_encode(new) if found else token), found
 
     def _replace(self, text: str, hits: list[Hit], key: str | None,
@@ -693,9 +763,10 @@ class Redactor:
     def _spans(self, text: str, hits: list[Hit], everywhere: bool) -> list[Span]:
         """Where the secrets are in one string, never overlapping; where two rules' matches
         overlap, the rule listed first wins. Extra rules search the whole string."""
+        reach: dict[int, int] = {}
         near = {(priority, m.start(rule.group), m.end(rule.group))
                 for hit, kind in hits if kind < len(_KINDS) for priority, rule in _guarded(kind)
-                for m in _near(rule, text, hit) if self._counts(rule, m)}
+                for m in _near(rule, text, hit, reach, priority) if self._counts(rule, m)}
         extra = {(len(_RULE_SOURCES) + i, m.start(rule.group), m.end(rule.group))
                  for i, rule in enumerate(self._extra) if everywhere
                  for m in rule.pattern.finditer(text) if self._counts(rule, m)}
@@ -703,7 +774,7 @@ class Redactor:
         kept: list[Span] = []
         for priority, start, end in sorted(near | extra):
             if end > start and not _overlaps(kept, start, end):
-                kept.append((start, end, names[priority]))
+                bisect.insort(kept, (start, end, names[priority]))
         return kept
 
     def _counts(self, rule: Rule, m: re.Match[str]) -> bool:
