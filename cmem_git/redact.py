@@ -81,6 +81,14 @@ _PEM_BODY = r"(?:[A-Za-z0-9+/=:,\s\\\u2192]|-(?!----)){0,32768}"
 _PEM_END = rf"-----END{_PEM_LABEL}"
 
 
+# The rest of a command line before a flag (not past a pipe or the next command), and a flag's
+# value: optionally quoted, not another flag.
+_CLI_ARGS = r"[^\n|;&]{0,200}?"
+_CLI_VALUE = r"""["']?([^\s"'`;|&$<-][^\s"'`;|&]{2,127})"""
+_QUERY_NAMES = (r"(?:access_token|auth_token|api_key|apikey|token|key|secret|client_secret"
+                r"|password|passwd|private_token|sig|signature|x-amz-signature|x-goog-signature)")
+
+
 def _assignment(name: str, words: str) -> tuple[str, str, int]:
     return name, rf"(?i)(?:{words})({_NAME_END}){_SEP}{_VALUE}", 3
 
@@ -119,12 +127,27 @@ _RULE_SOURCES: tuple[tuple[str, str, int], ...] = (
     ("azure-storage-key", r"(?i)AccountKey=([A-Za-z0-9+/]{20,256}={0,2})", 1),
     ("heroku-api-key", rf"(?i)heroku[a-z0-9_ .-]{{0,30}}?{_SEP}{_Q}({_UUID})", 1),
     ("heroku-api-key", rf"{_B}HRKU-[A-Za-z0-9_-]{{60}}", 0),
+    ("telegram-bot-token", rf"{_B}\d{{8,10}}:AA[A-Za-z0-9_-]{{33}}(?![A-Za-z0-9_-])", 0),
+    ("age-secret-key", rf"{_B}AGE-SECRET-KEY-1[0-9A-Z]{{58}}(?![0-9A-Z])", 0),
+    ("mailgun-key", rf"{_B}key-[0-9a-f]{{32}}(?![0-9A-Za-z])", 0),
+    ("postman-key", rf"{_B}PMAK-[a-f0-9]{{24}}-[a-f0-9]{{34}}(?![a-f0-9])", 0),
+    ("vault-token", rf"{_B}hv[sb]\.[A-Za-z0-9_-]{{24,255}}", 0),
+    ("linear-api-key", rf"{_B}lin_api_[A-Za-z0-9]{{40}}(?![A-Za-z0-9])", 0),
+    # A password given on a command line: `mysql -pPASS` (no space: `-p PASS` asks for it and
+    # PASS is the database), `sshpass -p PASS`, `docker login -p PASS`, `az login -p PASS`.
+    ("cli-password", rf"{_B}(?i:(?:mysql(?:dump|admin|sh|import|check)?|mariadb(?:-dump)?)\b)"
+                     rf"{_CLI_ARGS}[ \t]-p{_CLI_VALUE}", 1),
+    ("cli-password", rf"{_B}sshpass[ \t]+-p[ \t]*{_CLI_VALUE}", 1),
+    ("cli-password", rf"{_B}(?:docker|podman|nerdctl|buildah|skopeo|helm(?:[ \t]+registry)?|oras"
+                     rf"|az)[ \t]+login\b{_CLI_ARGS}[ \t](?:-p|--password)(?:=|[ \t]+){_CLI_VALUE}",
+     1),
     ("datadog-api-key", rf"(?i)(?:datadog|dd)[_-]?(?:api|app|application)[_-]?key{_SEP}{_Q}"
                         r"([a-f0-9]{32,40})(?![a-f0-9])", 1),
     ("database-password", rf"(?i){_B}(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?"
                           rf"|amqps?|mssql|sqlserver|cockroachdb|clickhouse)://{_USERINFO}", 1),
     ("url-password", rf"(?i){_B}[a-z][a-z0-9+.-]{{1,30}}://{_USERINFO}", 1),
     ("url-token", rf"(?i){_B}https?://([A-Za-z0-9_-]{{20,128}})@", 1),
+    ("url-query-token", rf"(?i)[?&]{_QUERY_NAMES}=([^&#\s\"'`<>\\]{{16,512}})", 1),
     ("authorization-header", rf"(?i)authorization{_SEP}{_Q}(?:bearer|token)[ \t]+"
                              r"([A-Za-z0-9._~+/-]{8,2048}={0,2})", 1),
     ("basic-auth", rf"(?i)authorization{_SEP}{_Q}basic[ \t]+([A-Za-z0-9+/]{{8,1024}}={{0,2}})", 1),
@@ -291,6 +314,17 @@ def _url_token(m: re.Match[str]) -> bool:
         and not _PLACEHOLDER.search(text)
 
 
+def _query_token(m: re.Match[str]) -> bool:
+    """A value in a query string: machine-made (letters and digits, varied), not a word."""
+    text = m.group(1)
+    return _entropy(text) >= 3.0 and any(c.isdigit() for c in text) and \
+        any(c.isalpha() for c in text) and not _PLACEHOLDER.search(text)
+
+
+def _cli_password(m: re.Match[str]) -> bool:
+    return not _PLACEHOLDER.search(m.group(1)) and not _FILE_NAME.search(m.group(1))
+
+
 def _pem_body(m: re.Match[str]) -> bool:
     """A key block, not code that looks for its header line."""
     return re.search(r"[A-Za-z0-9+/]{40}", m.group(0)) is not None
@@ -304,7 +338,8 @@ def _has_digit(m: re.Match[str]) -> bool:
 _CHECKS: dict[str, Callable[[re.Match[str]], bool]] = {
     "private-key": _pem_body, "openai-key": _mixed, "slack-token": _has_digit,
     "huggingface-token": _mixed, "database-password": _url, "url-password": _url,
-    "url-token": _url_token, "authorization-header": _url, "basic-auth": _url, "env-secret": _env,
+    "url-token": _url_token, "url-query-token": _query_token, "cli-password": _cli_password,
+    "authorization-header": _url, "basic-auth": _url, "env-secret": _env,
     "password-assignment": _assigned, "secret-assignment": _assigned,
     "token-assignment": _assigned_token, "api-key-assignment": _assigned_token,
     "high-entropy": _random,
@@ -361,13 +396,22 @@ _GATES = (
           True, ("authorization-header", "basic-auth"), ("google-api-key",)),
     _gate(rb"_(?=[a-z0-9]{16})(?:(?<=gh[pousr]_)()|(?<=github_pat_)()|(?<=npm_)()|(?<=hf_)()"
           rb"|(?<=shp(?:at|ca|pa|ss)_)()|(?<=do[por]_v1_)()|(?<=[sr]k_(?:live|test)_)()"
-          rb"|(?<=whsec_)())",
+          rb"|(?<=whsec_)()|(?<=lin_api_)())",
           True, ("github-token",), ("github-pat",), ("npm-token",), ("huggingface-token",),
-          ("shopify-token",), ("digitalocean-token",), ("stripe-key",), ("stripe-webhook-secret",)),
-    _gate(rb"-(?<=[tbaposriu]-)(?:(?<=glpat-)()|(?<=glptt-)()|(?<=glrt-)()|(?<=xox[abposr]-)()"
-          rb"|(?<=xapp-)()|(?<=pypi-)()|(?<=hrku-)())",
+          ("shopify-token",), ("digitalocean-token",), ("stripe-key",), ("stripe-webhook-secret",),
+          ("linear-api-key",)),
+    _gate(rb"-(?<=[tbaposriuky]-)(?:(?<=glpat-)()|(?<=glptt-)()|(?<=glrt-)()"
+          rb"|(?<=xox[abposr]-)()|(?<=xapp-)()|(?<=pypi-)()|(?<=hrku-)()"
+          rb"|(?<=age-secret-key-)(?=1)()|(?<=key-)(?=[0-9a-f]{32})()|(?<=pmak-)())",
           True, ("gitlab-token",), ("gitlab-token",), ("gitlab-token",), ("slack-token",),
-          ("slack-app-token",), ("pypi-token",), ("heroku-api-key",)),
+          ("slack-app-token",), ("pypi-token",), ("heroku-api-key",), ("age-secret-key",),
+          ("mailgun-key",), ("postman-key",)),
+    _gate(rb":AA(?<=[0-9]{8}:AA)(?=[A-Za-z0-9_-]{33})", False, ("telegram-bot-token",)),
+    _gate(rb"\.(?<=hv[sb]\.)(?=[A-Za-z0-9_-]{24})", False, ("vault-token",)),
+    _gate(rb"(?:mysql|mariadb|sshpass|login)(?=[^\n]{0,240}?(?:-p|--password))", True,
+          ("cli-password",)),
+    _gate(rb"[?&](?=" + _QUERY_NAMES.encode() + rb"=[^&#\s\"'`<>\\]{16})", True,
+          ("url-query-token",)),
     _gate(rb"""://(?=[^\s/@"\\]{0,400}@)""",
           False, ("database-password", "url-password", "url-token")),
     _gate(rb"IA(?<=A[KS]IA)(?=[0-9A-Z]{16})", False, ("aws-access-key",)),
@@ -402,7 +446,8 @@ def _guarded(kind: int) -> tuple[tuple[int, Rule], ...]:
 # How far before its gate's hit a rule's match may start (the hit is at a keyword or a token's
 # prefix; a name, a URL scheme or `aws_` may come first). 12 when not listed.
 _BACK = {"env-secret": 56, "aws-secret-key": 32, "aws-session-token": 20, "datadog-api-key": 24,
-         "discord-webhook": 32, "database-password": 32, "url-password": 32, "url-token": 12}
+         "discord-webhook": 32, "database-password": 32, "url-password": 32, "url-token": 12,
+         "age-secret-key": 16, "cli-password": 24}
 _GLOBAL_FLAGS = re.compile(r"\A\(\?[aiLmsux]+\)")
 
 
@@ -420,10 +465,9 @@ def _near(rule: Rule, text: str, hit: int, reach: dict[int, int] | None = None,
     start is bounded: a match runs on as far as the rule lets it (a key block, a long token).
 
     `reach` (per rule priority, for hits in ascending order) is how far starts were already
-    tried for earlier hits: the end of the last match, or the last hit when none was found. A
-    start before it is not tried again. Dense hits (`sk-sk-sk-…`, `token: token: …`, many key
-    headers) would otherwise each run the rule over the same characters, so that the cost grew
-    with hits × look-back × match length instead of with the text."""
+    tried for earlier hits (the caller moves it past a match it keeps): a start before it is
+    not tried again. Dense hits (`sk-sk-sk-…`, `token: token: …`, many key headers) would
+    otherwise each try the same starts, so the cost grew with hits × look-back."""
     back = _BACK.get(rule.name, 12)
     tried = reach.get(priority, 0) if reach is not None else 0
     pos = max(0, hit - back, tried)
@@ -435,7 +479,7 @@ def _near(rule: Rule, text: str, hit: int, reach: dict[int, int] | None = None,
             break
         pos = max(found.end(), located.end() + 1)
         if reach is not None:
-            reach[priority] = pos
+            reach[priority] = located.end() + 1
         yield found
     if reach is not None:
         reach[priority] = max(reach.get(priority, 0), hit + 1)
@@ -766,7 +810,8 @@ class Redactor:
         reach: dict[int, int] = {}
         near = {(priority, m.start(rule.group), m.end(rule.group))
                 for hit, kind in hits if kind < len(_KINDS) for priority, rule in _guarded(kind)
-                for m in _near(rule, text, hit, reach, priority) if self._counts(rule, m)}
+                for m in _near(rule, text, hit, reach, priority)
+                if self._counts(rule, m) and _past(reach, priority, m)}
         extra = {(len(_RULE_SOURCES) + i, m.start(rule.group), m.end(rule.group))
                  for i, rule in enumerate(self._extra) if everywhere
                  for m in rule.pattern.finditer(text) if self._counts(rule, m)}
@@ -783,7 +828,7 @@ class Redactor:
             return False
         if _MARKER.search(m.group(0)):  # already redacted: `https://[REDACTED:url-token]@host`
             return False
-        if rule.name != "private-key" and _FILLER.search(secret):
+        if rule.name != "private-key" and _FILLER.search(secret, 0, 64):
             return False
         check = _CHECKS.get(rule.name)
         return check is None or check(m)
@@ -794,6 +839,13 @@ class Redactor:
         if any(c.isspace() for c in value) or _FILLER.search(value):
             return False
         return _credible(value, quoted=True) and not any(a.fullmatch(value) for a in self._allow)
+
+
+def _past(reach: dict[int, int], priority: int, m: re.Match[str]) -> bool:
+    """Moves `reach` past a match that counts: a later hit inside it would find only a part of
+    it, which overlaps it and loses to it anyway."""
+    reach[priority] = max(reach[priority], m.end())
+    return True
 
 
 def _splice(line: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
