@@ -228,3 +228,49 @@ def _fresh_extra() -> None:
     secrets_extra.clear()
 
 
+
+
+# --- remotes and pushes -----------------------------------------------------------------------
+
+def test_remote_add_refuses_credentials_in_the_query_or_fragment(project: Project) -> None:
+    token = next(k.secret for k in kinds() if k.rule == "github-token")
+    opaque = next(k.secret for k in kinds() if k.rule == "url-query-token")
+    base = "https://git.example.com/acme/memory.git"
+    for url in (f"{base}?access_token={token}", f"{base}?private_token={opaque}",
+                f"{base}?ref=main&sig={opaque}", f"{base}#{token}",
+                f"https://me@git.example.com/memory.git?password={opaque}"):
+        done = cmem("remote", "add", "origin", url, cwd=project.root)
+        assert done.returncode == 1, url
+        assert b"credential.helper" in done.stderr, done.stderr
+        assert b"hint: add https://git.example.com/" in done.stderr, done.stderr
+        config = (project.memory / ".git" / "config").read_text()
+        assert token not in config and opaque not in config
+        assert token.encode() not in done.stderr and opaque.encode() not in done.stderr
+    done = cmem("remote", "add", "origin", f"{base}?ref=main", cwd=project.root)
+    assert done.returncode == 0, done.stderr
+
+
+def set_redaction(project: Project, on: bool) -> None:
+    path = project.memory / "cmem.yaml"
+    text = path.read_text().replace("redaction: true", "redaction: false")
+    path.write_text(text if not on else text.replace("redaction: false", "redaction: true"))
+
+
+def test_push_refusal_hint_says_what_fits_the_redaction_setting(project: Project,
+                                                                tmp_path: Path) -> None:
+    set_redaction(project, on=False)
+    done = session_end(project, small_transcript(project, text_of_all()))
+    assert done.returncode == 0, done.stderr
+    assert leaks(project.memory) != []  # redaction off: stored as written
+    bare = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    assert cmem("remote", "add", "origin", str(bare), cwd=project.root).returncode == 0
+    done = cmem("push", cwd=project.root)
+    assert done.returncode == 1 and b"turn `redaction: true` on" in done.stderr, done.stderr
+    set_redaction(project, on=True)
+    done = cmem("push", cwd=project.root)
+    assert done.returncode == 1, done.stderr
+    assert b"redaction is on, so these were committed before it was" in done.stderr
+    assert b"turn `redaction: true` on" not in done.stderr
+    assert subprocess.run(["git", "-C", str(bare), "rev-parse", "--verify", "-q", "main"],
+                          capture_output=True).returncode != 0  # nothing reached the remote
