@@ -49,7 +49,7 @@ from typing import Iterator, Sequence
 # The rules live in secret_rules.py; builtin_rules, rule_names, marker and JSON_FIELD are part
 # of this module's interface too (scan, sync and the tests use them from here).
 from .secret_rules import (  # noqa: F401
-    CHECKS, FILLER, JSON_FIELD, MARKER, PAGING_KEY, QUERY_NAMES, RULE_SOURCES, SECRET_KEY, Rule,
+    CHECKS, FILLER, JSON_FIELD, MARKER, PAGING_KEY, RULE_SOURCES, SECRET_KEY, Rule,
     builtin_rules, compiled, credible, marker, rule_names)
 
 
@@ -76,7 +76,7 @@ _G_ASSIGN = (rb"""[a-z0-9_.-]{0,40}(?:"[ \t]*:[ \t]*"|=(?:\\*["'])?[^\s"'`\\]{3}
 # ... or a short gap and 20 token characters (high-entropy); `"` and `\` are escaped in raw bytes.
 _G_GAP = rb"""s?(?:[ "'`:=>(\[{,\\]{1,12}|[ ]+is:?[ ]+)[a-z0-9+/_=.-]{20}"""
 _G_KEYWORD = rb"(?:" + _G_ASSIGN + rb"|" + _G_GAP + rb")"
-_ASSIGNED = ("env-secret", "high-entropy")
+_ASSIGNED = ("env-secret", "high-entropy", "url-query-token")
 
 
 @dataclass(frozen=True)
@@ -124,10 +124,11 @@ _GATES = (
           ("mailgun-key",), ("postman-key",)),
     _gate(rb":AA(?<=[0-9]{8}:AA)(?=[A-Za-z0-9_-]{33})", False, ("telegram-bot-token",)),
     _gate(rb"\.(?<=hv[sb]\.)(?=[A-Za-z0-9_-]{24})", False, ("vault-token",)),
-    _gate(rb"(?:mysql|mariadb|sshpass|login)(?=[^\n]{0,240}?(?:-p|--password))", True,
+    # The flag, not the command: `-` is a byte `re` scans for quickly, a command name is not.
+    _gate(rb"-(?:p()(?<=[ \t]-p)|-password()(?<=[ \t]--password))", False, ("cli-password",),
           ("cli-password",)),
-    _gate(rb"[?&](?=" + QUERY_NAMES.encode() + rb"=[^&#\s\"'`<>\\]{16})", True,
-          ("url-query-token",)),
+    # `?access_token=`, `&key=` are found by the keyword gates above; these two are not.
+    _gate(rb"=(?:(?<=[?&]sig=)|(?<=signature=))", True, ("url-query-token",)),
     _gate(rb"""://(?=[^\s/@"\\]{0,400}@)""",
           False, ("database-password", "url-password", "url-token")),
     _gate(rb"IA(?<=A[KS]IA)(?=[0-9A-Z]{16})", False, ("aws-access-key",)),
@@ -163,7 +164,7 @@ def _guarded(kind: int) -> tuple[tuple[int, Rule], ...]:
 # prefix; a name, a URL scheme or `aws_` may come first). 12 when not listed.
 _BACK = {"env-secret": 56, "aws-secret-key": 32, "aws-session-token": 20, "datadog-api-key": 24,
          "discord-webhook": 32, "database-password": 32, "url-password": 32, "url-token": 12,
-         "age-secret-key": 16, "cli-password": 24}
+         "age-secret-key": 16, "cli-password": 232, "url-query-token": 24}
 _GLOBAL_FLAGS = re.compile(r"\A\(\?[aiLmsux]+\)")
 
 
