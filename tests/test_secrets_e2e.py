@@ -789,8 +789,8 @@ def same_stamp_edit(path: Path) -> None:
     the file can tell (how git's own tests check that its stat cache skips a file)."""
     info = path.stat()
     data = path.read_bytes()
-    at = data.index(b"Run the command")
-    path.write_bytes(data[:at] + b"r" + data[at + 1:])
+    at = data.index(b'"version":"2.1.38"') + len(b'"version":"2.1.3')  # in every record
+    path.write_bytes(data[:at] + b"9" + data[at + 1:])
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
 
 
