@@ -134,7 +134,18 @@ def _store(project: Path | None = None) -> Store:
     project = project or _project_here()
     store = Store.open(paths.memory_dir(project))
     store.filter = checkpoint.redaction(load_config(paths.config_path(project)))
+    _OPENED.append(store)
     return store
+
+
+_OPENED: list[Store] = []  # their notices (secrets replaced) are printed when the command ends
+
+
+def _print_notices() -> None:
+    for store in _OPENED:
+        for notice in store.notices:
+            click.echo(f"note: {notice}", err=True)
+        store.notices.clear()
 
 
 def _emit(text: str) -> None:
@@ -843,4 +854,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo(f"cmem: internal error: {type(error).__name__}: {error}", err=True)
         click.echo("hint: run again with CMEM_DEBUG=1 for the traceback", err=True)
         return 3
+    finally:
+        _print_notices()
     return 0

@@ -47,6 +47,7 @@ def save(store: Store, project: Path, text: bytes, title: str | None,
     now = now or checkpoint.now()
     front, body = split_front_matter(text)
     title = (title or str(front.get("title") or "") or _heading(body) or "session").strip()
+    title = store.clean_text(title)  # it becomes a file name, which no filter sees again
     previous = last(store, required=False)
     path = _unused_path(store, f"{SESSIONS}/session-{now:%Y-%m-%d-%H%M%S}-{slug(title)}.md")
     front = {"title": title, "date": now.strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -147,7 +147,7 @@ def _handle(run_: _Run) -> Output:
     edit = _exit_recorder(run_.event) if name == "session-end" else None
     wait = _SESSION_END_WAIT if name == "session-end" else None
     result = checkpoint.take(run_.store, _request(run_, edit), wait)
-    run_.problems += result.problems
+    run_.problems += result.problems + run_.store.notices
     if name != "session-end" and result.commit is not None:
         _refresh_index(run_.store)
     if name == "session-end" and _syncing(run_):

@@ -50,6 +50,7 @@ def init(project: Path, executable: str, device: str | None = None, force: bool 
     if write_default_config(config, device or default_device()):
         report.actions.append(f"wrote {config}")
     device = load_config(config).device  # an invalid config stops init with file and line
+    store.filter = checkpoint.redaction(load_config(config))  # an adopted folder too
     for name in memory.FILES:
         if not (folder / name).exists():
             (folder / name).write_bytes(memory.template(name))
@@ -134,9 +135,12 @@ def _first_commit(store: Store, device: str, report: Report) -> None:
     report.notes += [f"not committed (not a regular file): {path}" for path in skipped]
 
     def build(tip: pygit2.Commit | None) -> Draft:
-        read = {path: store.repo.create_blob_fromdisk(str(store.workdir / path))
-                for path in files}
-        tree = store.build_tree(tip.tree if tip else None, dict(read))
+        # `read` is what is on disk; the blob is what the store keeps (secrets replaced), and
+        # where they differ the file is rewritten to match after the commit.
+        read = {path: pygit2.hashfile(str(store.workdir / path)) for path in files}
+        blobs = {path: store.repo.create_blob_fromdisk(str(store.workdir / path))
+                 for path in files}
+        tree = store.build_tree(tip.tree if tip else None, dict(blobs))
         message = format_message(f"init: {len(files)} files", [],
                                  [("Cmem-Event", "init"), ("Cmem-Device", device),
                                   ("Cmem-Files", str(len(files)))])

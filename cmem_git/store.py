@@ -7,10 +7,18 @@ that loses the race rebuilds on the new tip while holding the repository lock, w
 can move the branch, so it needs one retry at most and can never starve. Only after the move are
 the index and working files brought up to date (worktree.py); a process killed anywhere leaves the
 old commit or the new one.
+
+Secrets: the commit is also the one place every blob cmem writes passes through, whichever command
+built it (a hook's transcript chunks, memory files, documents, imports, an adopted folder, a
+merge), so redaction happens here (`_cleaned`) and a new write path cannot skip it: every blob of
+the new tree that the tip does not have, every path and the message go through the filter before
+the commit object is written. Blobs that already came out of the filter (backup.py redacts a
+transcript piece by piece, to keep its source map) are known by identity and not read again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 from dataclasses import dataclass, field
@@ -43,17 +51,50 @@ class Draft:
 
 
 Builder = Callable[["pygit2.Commit | None"], "Draft | None"]
+Filter = Callable[[bytes], "tuple[bytes, int]"]
+
+
+class _Repository(pygit2.Repository):
+    """A repository whose blob writes pass the filter before any byte reaches the object
+    database (an unreachable object is still on disk, in a backup of the folder, in a pack).
+    Bytes the filter already produced (backup.py redacts a transcript piece by piece, to keep
+    its source map) are known by identity, the same object rather than an equal one, a check
+    that costs nothing, and are not redacted twice."""
+
+    transform: Filter | None
+    filtered: dict[int, bytes]  # id -> the filter's output, kept alive so the id stays its own
+    clean: set[pygit2.Oid]  # blobs written through here
+    redacted: dict[pygit2.Oid, int]  # of those, the ones that held secrets, and how many
+
+    def create_blob(self, data: bytes | str) -> pygit2.Oid:
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+        count = 0
+        if self.transform is not None and self.filtered.get(id(data)) is not data:
+            raw, count = self.transform(raw)
+        oid = super().create_blob(raw)
+        self.clean.add(oid)
+        if count:
+            self.redacted[oid] = count
+        return oid
+
+    def create_blob_fromdisk(self, path: str) -> pygit2.Oid:
+        return self.create_blob(Path(path).read_bytes())
+
+
+def _open(path: str) -> _Repository:
+    repo = _Repository(path)
+    repo.transform, repo.filtered, repo.clean, repo.redacted = None, {}, set(), {}
+    return repo
 
 
 class Store:
     def __init__(self, repo: pygit2.Repository) -> None:
-        self.repo = repo
+        self.repo = repo if isinstance(repo, _Repository) else _open(repo.path)
         self.workdir = Path(repo.workdir)
         self.gitdir = Path(repo.path)
         self.warnings: list[str] = []
-        # What every transcript byte passes through before it is written (redaction). It
-        # lives here, beside the object writes, so that no write path can skip it.
-        self.filter: Callable[[bytes], tuple[bytes, int]] | None = None
+        self.notices: list[str] = []  # secrets replaced on the way in: for the user to know
+        self._filter: Filter | None = None
         # libgit2 writes loose objects at zlib level 1 whatever core.compression says; level 6
         # (git's own default) keeps the repository near gzip size at ~12 ms per MiB written.
         objects = str(self.gitdir / "objects")
@@ -64,7 +105,7 @@ class Store:
     def open(cls, memory: Path) -> Store:
         if not (memory / ".git").is_dir():
             raise NotInitialized(f"no memory repository at {memory}")
-        store = cls(pygit2.Repository(str(memory)))
+        store = cls(_open(str(memory)))
         if interrupted(store.gitdir):
             store.repair()
         return store
@@ -90,7 +131,32 @@ class Store:
         repo = pygit2.init_repository(str(memory), initial_head="main")
         # Transcript bytes must come back exactly: no end-of-line conversion from a global config.
         repo.config["core.autocrlf"] = "false"
-        return cls(repo)
+        return cls(_open(str(memory)))
+
+    @property
+    def filter(self) -> Filter | None:
+        """What every blob, path and message passes through before it is written (redaction,
+        when the config has it on): secrets replaced, and how many."""
+        return self._filter
+
+    @filter.setter
+    def filter(self, transform: Filter | None) -> None:
+        self.repo.transform = transform
+        self._filter = None if transform is None else self._remembering(transform)
+
+    def _remembering(self, transform: Filter) -> Filter:
+        def run(data: bytes) -> tuple[bytes, int]:
+            clean, count = transform(data)
+            self.repo.filtered[id(clean)] = clean
+            return clean, count
+        return run
+
+    def clean_text(self, text: str) -> str:
+        """`text` as it may be stored (a title that becomes a file name, say)."""
+        if self._filter is None:
+            return text
+        return self._filter(text.encode("utf-8", "surrogateescape"))[0].decode(
+            "utf-8", "surrogateescape")
 
     @property
     def branch(self) -> str:
@@ -119,15 +185,19 @@ class Store:
         prepared = self._prepare(build, tip)
         if prepared is None:
             return None
-        with self.lock(wait):
-            for _ in range(_LOCKED_ATTEMPTS):
-                if self._swap(tip, prepared[1]):
-                    self._sync(prepared)
-                    return prepared[1]
-                tip = self.tip()
-                prepared = self._prepare(build, tip)
-                if prepared is None:
-                    return None
+        try:
+            with self.lock(wait):
+                for _ in range(_LOCKED_ATTEMPTS):
+                    if self._swap(tip, prepared[1]):
+                        self._sync(prepared)
+                        return prepared[1]
+                    tip = self.tip()
+                    prepared = self._prepare(build, tip)
+                    if prepared is None:
+                        return None
+        finally:
+            self.repo.filtered.clear()
+            self.repo.redacted.clear()
         raise ConcurrentUpdate(f"{self.branch} kept moving while cmem held its lock",
                                hint="is another program committing to .claude/memory?")
 
@@ -140,6 +210,7 @@ class Store:
                 return None
             if draft.target is not None:
                 return draft, draft.target
+            draft = self._cleaned(draft, tip)
             sig = self.signature()
             parents = ([tip.id] if tip is not None else []) + list(draft.merged)
             return draft, self.repo.create_commit(None, sig, sig, draft.message, draft.tree,
@@ -150,6 +221,28 @@ class Store:
             raise StorageError(f"could not write to {self.gitdir}: {error}",
                                hint="is the disk full or a file-size limit reached? Nothing "
                                "was committed; earlier history is intact") from error
+
+    def _cleaned(self, draft: Draft, tip: pygit2.Commit | None) -> Draft:
+        """The draft with every secret replaced, in its new blobs, their paths and its message.
+        A memory file that held one is committed redacted; its `read` id stays the one of the
+        file on disk, so the working-file update rewrites the file to match (atomically)."""
+        if self._filter is None:
+            return draft
+        tree = self.repo[draft.tree]
+        assert isinstance(tree, pygit2.Tree)
+        changes: dict[str, pygit2.Oid | None] = {}
+        for path, oid in new_blobs(tip.tree if tip is not None else None, tree):
+            if oid not in self.repo.clean:  # written by libgit2 itself (a merge) or fetched
+                blob = self.repo[oid]
+                assert isinstance(blob, pygit2.Blob)
+                changes[path] = oid = self.repo.create_blob(bytes(blob.data))
+            if self.repo.redacted.get(oid):
+                self.notices.append(_redacted_notice(path, self.repo.redacted[oid],
+                                                     path in draft.read))
+        message = self._filter(draft.message.encode("utf-8", "surrogateescape"))[0]
+        return dataclasses.replace(
+            draft, tree=self.build_tree(tree, changes) if changes else draft.tree,
+            message=message.decode("utf-8", "surrogateescape"))
 
     def _sync(self, prepared: tuple[Draft, pygit2.Oid]) -> None:
         try:
@@ -191,12 +284,44 @@ class Store:
                    changes: Mapping[str, pygit2.Oid | None]) -> pygit2.Oid:
         """A new root tree: `base` with blobs set (or removed, for None) at the given paths.
         Only the trees along changed paths are rewritten."""
-        nested = {tuple(path.split("/")): oid for path, oid in changes.items()}
+        nested = {tuple(self._clean_path(path).split("/")): oid for path, oid in changes.items()}
         return _update(self.repo, base, nested) or self.repo.TreeBuilder().write()
+
+    def _clean_path(self, path: str) -> str:
+        """A path as it may be stored: a name is in a tree object like any content."""
+        clean = self.clean_text(path)
+        if clean != path:
+            self.notices.append(f"a file name held a secret: stored as {clean}")
+        return clean
 
     def blob_at(self, tree: pygit2.Tree | None, path: str) -> pygit2.Blob | None:
         obj = lookup(tree, path)
         return obj if isinstance(obj, pygit2.Blob) else None
+
+
+def _redacted_notice(path: str, count: int, on_disk: bool) -> str:
+    where = "; the file on disk was rewritten to match" if on_disk else ""
+    return f"{path}: {count} secret{'s' * (count != 1)} replaced before committing{where}"
+
+
+def new_blobs(old: pygit2.Tree | None, new: pygit2.Tree, prefix: str = ""
+              ) -> list[tuple[str, pygit2.Oid]]:
+    """(path, id) of every blob in `new` that `old` does not have at that path. Subtrees with
+    the same id are skipped whole, so the cost follows what changed, not the repository."""
+    found = []
+    for entry in new:
+        name = entry.name or ""
+        before = old[name] if old is not None and name in old else None
+        if before is not None and before.id == entry.id:
+            continue
+        if entry.type_str == "tree":
+            inner = before if isinstance(before, pygit2.Tree) else None
+            child = new[name]
+            assert isinstance(child, pygit2.Tree)
+            found += new_blobs(inner, child, f"{prefix}{name}/")
+        elif entry.type_str == "blob":
+            found.append((f"{prefix}{name}", entry.id))
+    return found
 
 
 def tree_diff(old: pygit2.Tree | None, new: pygit2.Tree) -> pygit2.Diff:

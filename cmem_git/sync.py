@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import pygit2
 
@@ -52,15 +52,19 @@ class Outcome:
 # --- remotes --------------------------------------------------------------------------------
 
 def add_remote(store: Store, name: str, url: str) -> str:
-    """Add a remote; a password or token in the URL is refused (credentials stay with git's
-    helpers and ssh, never in plain text in .git/config)."""
+    """Add a remote; a password or token anywhere in the URL (user info, query, fragment) is
+    refused: credentials stay with git's helpers and ssh, never in plain text in .git/config."""
     parts = urlsplit(url)
-    if parts.password or _token_like(parts.username or ""):
+    if parts.password or _token_like(parts.username or "") or \
+            _credentials_in(parts.query, parts.fragment):
         host = parts.hostname or ""
-        safe = urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
+        safe = urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else ""),
+                                         query="", fragment=""))
         raise CmemError("the URL holds a password or token, which would be stored in plain text",
-                        hint=f"use {safe} and let git's credential helper or ssh keep the "
-                        "secret")
+                        hint=f"add {safe} instead and let a credential helper keep the secret: "
+                        "`git -C .claude/memory config credential.helper store` (or osxkeychain, "
+                        "manager, libsecret), then `cmem push` once and give the token as the "
+                        "password; or use an ssh URL with your ssh keys")
     if name in [r.name for r in store.repo.remotes]:
         raise CmemError(f"remote {name!r} exists already",
                         hint=f"`cmem remote remove {name}` first")
@@ -76,6 +80,24 @@ def _token_like(user: str) -> bool:
     known = ("ghp_", "gho_", "ghs_", "github_pat_", "glpat-", "x-access-token")
     return bool(user) and (len(user) >= 30 or user.startswith(known) or bool(
         Redactor().findings(f"https://{user}@host/".encode())))
+
+
+_CREDENTIAL_NAMES = ("token", "key", "secret", "password", "passwd", "pwd", "sig", "signature",
+                     "auth", "credential", "private")
+
+
+def _credentials_in(*parts: str) -> bool:
+    """Whether a query string or fragment holds a credential: a parameter named like one
+    (`access_token=`, `private_token=`, `sig=`) with a value, or anything the secret rules
+    find (`#ghp_…`)."""
+    from .redact import Redactor
+
+    for part in parts:
+        for key, value in parse_qsl(part, keep_blank_values=False):
+            if value and any(word in key.lower() for word in _CREDENTIAL_NAMES):
+                return True
+    text = "\n".join(p for p in parts if p)
+    return bool(text) and bool(Redactor().findings(text.encode()))
 
 
 def remove_remote(store: Store, name: str) -> None:
@@ -215,13 +237,22 @@ def _refuse_secrets(store: Store, remote: str, tip: pygit2.Oid, secrets: Redacto
                           for h in hits[:5])
         more = f" and {len(hits) - 5} more" if len(hits) > 5 else ""
         raise SecretsFound(f"not pushed: {len(hits)} secrets in commits {remote} does not have "
-                           f"yet: {shown}{more}",
-                           hint="`cmem scan` lists them; turn `redaction: true` on in "
-                           "cmem.yaml for new backups, or push anyway with --allow-secrets")
+                           f"yet: {shown}{more}", hint=_refusal_hint(store))
 
 
 class SecretsFound(SyncError):
     pass
+
+
+def _refusal_hint(store: Store) -> str:
+    """What to do, which depends on whether redaction is on: when it is, the secrets came in
+    before it was (or from a device without it), and turning it on changes nothing."""
+    if store.filter is None:
+        return ("`cmem scan` lists them; turn `redaction: true` on in cmem.yaml so that new "
+                "commits are redacted, or push anyway with --allow-secrets")
+    return ("redaction is on, so these were committed before it was, or by a device without "
+            "it: `cmem scan` lists them; remove them from history before pushing, or push "
+            "anyway with --allow-secrets")
 
 
 def sync(store: Store, remote: str | None, device: str, limits: transport.Limits | None = None,

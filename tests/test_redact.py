@@ -151,6 +151,14 @@ NESTED_TOKEN = mixed(32)
 API_KEY = rnd(40, HEX)
 SIGNING_KEY = mixed(32)
 FIELD_PASSWORD = p("Wf8#kq2!Lp", rnd(6))
+TELEGRAM = p(rnd(10, string.digits), ":AA", mixed(33))
+AGE_KEY = p("AGE-SECRET-KEY-1", rnd(58, "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L"))
+MAILGUN = p("key-", rnd(32, HEX))
+POSTMAN = p("PM", "AK-", rnd(24, HEX), "-", rnd(34, HEX))
+VAULT = p("hv", "s.", mixed(90))
+LINEAR = p("lin", "_api_", mixed(40))
+CLI_PASSWORD = p("Qz7", mixed(9))
+QUERY_TOKEN = mixed(32)
 
 # (rule, secret, record holding it)
 CASES: list[tuple[str, str, dict[str, Any]]] = [
@@ -229,6 +237,20 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
                                            " — please wire it into the webhook handler"))),
     ("json-secret-field", FIELD_PASSWORD,
      mcp_result({"user": "ci-bot", "password": FIELD_PASSWORD})),
+    ("telegram-bot-token", TELEGRAM, read_result("/home/dev/bot/.env", p(
+        "TELEGRAM_BOT=", TELEGRAM, "\nCHAT=42\n"))),
+    ("age-secret-key", AGE_KEY, read_result("/home/dev/.config/sops/age/keys.txt", p(
+        "# created: 2026-01-02T10:00:00Z\n# public key: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8"
+        "zmrj2kg5sfn9aqmcac8p\n", AGE_KEY, "\n"))),
+    ("mailgun-key", MAILGUN, bash_call(p("curl -s --user 'api:", MAILGUN,
+                                         "' https://api.mailgun.net/v3/mg.example.com/messages"))),
+    ("postman-key", POSTMAN, prompt(p("my postman key ", POSTMAN, " for the collection run"))),
+    ("vault-token", VAULT, bash_result(p("Key    Value\n---    -----\ntoken  ", VAULT, "\n"))),
+    ("linear-api-key", LINEAR, assistant_text(p("I exported `", LINEAR, "` for the Linear MCP."))),
+    ("cli-password", CLI_PASSWORD, bash_call(p("mysql -h db -u root -p", CLI_PASSWORD,
+                                               " shop < dump.sql"))),
+    ("url-query-token", QUERY_TOKEN, bash_call(p(
+        "curl 'https://api.example.net/v1/items?access_token=", QUERY_TOKEN, "&page=2'"))),
 ]
 # Extra secrets that ride along in a case's record (the aws sts output carries three).
 ALSO = {"aws-session-token": [("aws-access-key", ASIA), ("aws-secret-key", AWS_SECRET)],
@@ -258,6 +280,16 @@ CLEAN = [
         "type": "base64", "media_type": "image/png", "data": rnd(400, B64)}}]}},
     assistant_text("Use `const csrfToken = document.querySelector(\"meta\")?.content` and "
                    "`password_policy: strong`; the secretary said the credentials were rotated."),
+    # Near misses of the command-line, query and token shapes.
+    bash_call("mysql -u root -p shop < dump.sql && mysqldump -P 3306 -p shop > out.sql"),
+    bash_call("docker login --password-stdin -u ci registry.io < token.txt && az login "
+              "--service-principal -u $APP_ID -p $APP_SECRET && sshpass -p \"$SSHPASS\" ssh h"),
+    assistant_text("See the key-value store at key-0123 and keys like key-abcdef; the "
+                   "bot id is 123456789:AB and `hvs.` prefixes Vault service tokens."),
+    bash_result("GET /search?q=the+quick+brown+fox&page=2&token=&key=id HTTP/1.1\n"
+                "GET /v1/items?sort=created_at&api_key=YOUR_API_KEY_HERE_PLEASE\n"),
+    prompt("lin_api_ and AGE-SECRET-KEY-1 and PMAK- are prefixes I read about; -----END "
+           "PRIVATE KEY----- alone is not a key"),
 ]
 
 

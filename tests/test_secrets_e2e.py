@@ -262,6 +262,23 @@ def catalog(r: Records) -> list[tuple[list[Secret], dict[str, Any]]]:
             {"login": "ci-bot", "password": v, "enabled": True})),
         one("acme-license", cat("ACME-LIC-", rnd(16, "0123456789ABCDEF")), lambda v: r.assistant(
             cat("The license file says ", v, "; the installer accepts it."))),
+        # Issue 11's kinds: tokens, a command-line password, a query-string token.
+        one("telegram-bot-token", cat(rnd(10, string.digits), ":AA", mixed(33)),
+            lambda v: r.read("/home/dev/bot/.env", cat("TELEGRAM_BOT=", v, "\n"))),
+        one("age-secret-key", cat("AGE-SECRET-KEY-1", rnd(58, "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L")),
+            lambda v: r.read("/home/dev/.config/sops/age/keys.txt", cat("# key\n", v, "\n"))),
+        one("mailgun-key", cat("key-", rnd(32, HEX)), lambda v: r.bash(
+            cat("curl -s --user 'api:", v, "' https://api.mailgun.net/v3/mg/messages"))),
+        one("postman-key", cat("PM", "AK-", rnd(24, HEX), "-", rnd(34, HEX)),
+            lambda v: r.prompt(cat("postman key ", v))),
+        one("vault-token", cat("hv", "s.", mixed(90)), lambda v: r.bash_output(
+            cat("token  ", v, "\n"))),
+        one("linear-api-key", cat("lin", "_api_", mixed(40)), lambda v: r.assistant(
+            cat("I exported `", v, "` for the Linear MCP."))),
+        one("cli-password", cat("Qz7", mixed(9)), lambda v: r.bash(
+            cat("mysql -h db -u root -p", v, " shop < dump.sql"))),
+        one("url-query-token", mixed(32), lambda v: r.bash(
+            cat("curl 'https://api.example.net/v1/items?access_token=", v, "&page=2'"))),
     ]
     return cases
 
@@ -772,8 +789,8 @@ def same_stamp_edit(path: Path) -> None:
     the file can tell (how git's own tests check that its stat cache skips a file)."""
     info = path.stat()
     data = path.read_bytes()
-    at = data.index(b"Run the command")
-    path.write_bytes(data[:at] + b"r" + data[at + 1:])
+    at = data.index(b'"version":"2.1.38"') + len(b'"version":"2.1.3')  # in every record
+    path.write_bytes(data[:at] + b"9" + data[at + 1:])
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
 
 
