@@ -44,6 +44,8 @@ def _project_here() -> Path:
 
 
 def _print_report(report: Report) -> None:
+    if report.root:
+        click.echo(report.root)
     for action in report.actions:
         click.echo(action)
     for note in report.notes:
@@ -70,21 +72,27 @@ def cli() -> None:
 def init(device: str | None, force: bool, claude_md: bool) -> None:
     """Set cmem up in the current project.
 
-    Creates .claude/memory (or adopts an existing claude-memory folder there, committing
-    everything in it), writes active-context.md and project-memory.md from templates where
-    missing, writes the per-device config .claude/memory/cmem.yaml, hides the memory repository
-    from the project's own git, merges cmem's hooks into .claude/settings.json and installs
-    the slash commands /document-and-save, /resume-latest, /coalesce and /discard-backup into
-    .claude/commands/. Running it again changes nothing.
+    The project is the folder that has .claude/memory, else the nearest folder with .claude/
+    up to the git top level, else the git top level (init says which). Creates .claude/memory
+    (or adopts a claude-memory folder there: documents, pending markers, raw/ backups and its
+    old hooks), writes active-context.md and project-memory.md from templates where missing,
+    writes the per-device config .claude/memory/cmem.yaml, hides the memory repository and
+    .claude/settings.local.json from the project's own git, merges cmem's hooks into
+    .claude/settings.local.json (personal: they name this machine's cmem) and installs the slash
+    commands /document-and-save, /resume-latest, /coalesce and /discard-backup into
+    ~/.claude/commands/. Running it again changes nothing.
     """
     from . import project as project_mod
-    project = paths.find_project(Path.cwd()) or Path.cwd()
-    _print_report(project_mod.init(project.resolve(), sys.executable, device, force, claude_md))
+    project, why = project_mod.find_root(Path.cwd())
+    report = project_mod.init(project, sys.executable, device, force, claude_md)
+    report.root = f"project: {project} ({why})"
+    _print_report(report)
 
 
 @cli.command()
 def uninstall() -> None:
-    """Remove cmem's hooks from .claude/settings.json (nothing else; the memory stays)."""
+    """Remove cmem's hooks from .claude/settings.local.json and .claude/settings.json (nothing
+    else; the memory and the slash commands stay)."""
     from . import project as project_mod
     _print_report(project_mod.uninstall(_project_here()))
 
@@ -366,16 +374,24 @@ def fresh_start(yes: bool) -> None:
 @cli.command()
 @click.option("--fix", is_flag=True, help="Repair what can be repaired safely.")
 def doctor(fix: bool) -> None:
-    """Check the installation: repository, config, hooks, slash commands, locks, hook errors,
-    files in step, the project's git not seeing the memory. Exit status 1 if a problem stays."""
+    """Check the installation: repository (missing objects, core.worktree, read-only), config,
+    hooks (and claude-memory's old ones, and cmem's in the shared settings.json), slash
+    commands, locks, index, hook errors, files in step, what the project's git sees or tracks.
+
+    With --fix, repairs what is safe (reinstalls hooks and commands for this cmem, moves them
+    out of shared files, removes claude-memory's hooks keeping a copy, clears a dead process's
+    locks, rebuilds the index from the last commit) and says what it changed. Exit status 1 if
+    a problem stays."""
     from . import doctor as doctor_mod
     project = paths.find_project(Path.cwd()) or Path.cwd()
     found = doctor_mod.examine(project)
     if fix:
         for finding in found:
             if finding.fix is not None:
-                finding.fix()
+                changes = finding.fix()
                 click.echo(f"fixed: {finding.problem}")
+                for change in changes or []:
+                    click.echo(f"  {change}")
         found = doctor_mod.examine(project)
     for finding in found:
         click.echo(f"problem ({finding.check}): {finding.problem}\n  hint: {finding.hint}")

@@ -65,6 +65,10 @@ class Store:
         if not (memory / ".git").is_dir():
             raise NotInitialized(f"no memory repository at {memory}")
         store = cls(pygit2.Repository(str(memory)))
+        if store.workdir.resolve() != memory.resolve():
+            raise StorageError(f"core.worktree of {memory} points at {store.workdir}: cmem "
+                               "would write the memory's files there",
+                               hint="run `cmem doctor` for the command that fixes it")
         if interrupted(store.gitdir):
             store.repair()
         return store
@@ -105,7 +109,13 @@ class Store:
         ref = self.repo.references.get(self.branch)
         if ref is None:
             return None
-        commit = self.repo[ref.target]
+        try:
+            commit = self.repo[ref.target]
+        except KeyError:
+            raise StorageError(f"the commit {ref.target} that {self.branch} points at is "
+                               f"missing from {self.gitdir / 'objects'}",
+                               hint="run `cmem doctor`; restore from a remote or a backup"
+                               ) from None
         assert isinstance(commit, pygit2.Commit)
         return commit
 
