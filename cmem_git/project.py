@@ -69,7 +69,7 @@ def find_root(start: Path) -> tuple[Path, str]:
             break
     if top is not None:
         return top, "the top level of its git repository"
-    return start, "the current folder (no git repository)"
+    return start, "the current folder: no git repository"
 
 
 def _top_level(start: Path) -> Path | None:
