@@ -138,6 +138,11 @@ class Store:
                 prepared = self._prepare(build, tip)
                 if prepared is None:
                     return None
+        stale = self.gitdir / f"{self.branch}.lock"
+        if stale.exists():  # git's lock on the branch, which our flock does not cover
+            raise StorageError(f"{stale} exists: a git or cmem process holds the branch, or "
+                               "died holding it", hint="`cmem doctor --fix` removes a lock "
+                               "no process holds; nothing was committed")
         raise ConcurrentUpdate(f"{self.branch} kept moving while cmem held its lock",
                                hint="is another program committing to .claude/memory?")
 
@@ -184,8 +189,8 @@ class Store:
                 return False
             ref.set_target(new, message)  # libgit2 checks the value read above: a true CAS
             return True
-        except (pygit2.AlreadyExistsError, pygit2.GitError, KeyError):
-            return False
+        except (pygit2.AlreadyExistsError, pygit2.GitError, KeyError, OSError):
+            return False  # OSError: another holds git's lock on the ref (see `commit`)
 
     def signature(self) -> pygit2.Signature:
         try:
