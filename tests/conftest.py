@@ -76,8 +76,11 @@ class Project:
         return folder
 
     def settings(self) -> dict[str, Any]:
-        """The personal settings, where `cmem init` puts its hooks."""
-        return json.loads((self.root / ".claude" / "settings.local.json").read_text())
+        """The personal settings, where `cmem init` puts its hooks (the shared settings.json
+        where there are none, as an earlier cmem left them)."""
+        local = self.root / ".claude" / "settings.local.json"
+        path = local if local.exists() else local.with_name("settings.json")
+        return json.loads(path.read_text())
 
     def hook_command(self, event: str) -> str:
         """The command cmem wrote into settings.local.json for a Claude Code event."""
