@@ -95,7 +95,7 @@ def _foreign_worktree(memory: Path, repo: pygit2.Repository) -> list[Finding]:
     command = f"git -C {shlex.quote(str(memory))} config --unset core.worktree"
     return [Finding("repository", f"core.worktree in {memory / '.git' / 'config'} points at "
                     f"{workdir}: cmem would write the memory's files there, not in {memory}",
-                    f"run `{command}`, then `cmem doctor --fix` brings the files back")]
+                    f"run `{command}` (cmem keeps its files in {memory} itself)")]
 
 
 def _read_only(memory: Path) -> list[Finding]:
@@ -341,8 +341,7 @@ def _index(memory: Path) -> list[Finding]:
         fresh = pygit2.Repository(str(memory))
         index = fresh.index
         index.read_tree(fresh.head.peel(pygit2.Tree))
-        index.write()
-        worktree.sync(fresh)
+        index.write()  # working files stay as they are: an edit shows as one, as in git
 
     return [Finding("index", f"the index {memory / '.git' / 'index'} is corrupt ({problem}): "
                     "every backup fails", "`cmem doctor --fix` rebuilds it from the last "

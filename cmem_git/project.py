@@ -93,7 +93,8 @@ def init(project: Path, executable: str, device: str | None = None, force: bool 
     if write_default_config(config, device or default_device()):
         report.actions.append(f"wrote {config}")
     loaded = load_config(config)  # an invalid config stops init with file and line
-    store.filter = checkpoint.redaction(loaded)
+    if adopting:  # what it holds came from elsewhere: redacted on the way in, as transcripts
+        store.filter = checkpoint.redaction(loaded)
     for name in memory.FILES:
         if not (folder / name).exists():
             (folder / name).write_bytes(memory.template(name))
