@@ -234,3 +234,20 @@ def test_a_pointer_to_a_missing_document_is_reported(tmp_path: Path) -> None:
 def git_show(folder: Path, spec: str) -> bytes | None:
     done = subprocess.run(["git", "-C", str(folder), "show", spec], capture_output=True)
     return done.stdout if done.returncode == 0 else None
+
+
+def test_which_hook_commands_are_claude_memorys(tmp_path: Path) -> None:
+    from cmem_git.adoption import is_old_hook
+
+    hooks = tmp_path / ".claude" / "hooks"
+    hooks.mkdir(parents=True)
+    (hooks / "save.sh").write_text("cp \"$t\" .claude/memory/raw/x.jsonl\n")
+    (hooks / "stop.sh").write_text("notify-send 'Claude stopped'\n")  # the user's own
+    assert is_old_hook("bash .claude/hooks/save.sh", tmp_path)
+    assert is_old_hook('"$CLAUDE_PROJECT_DIR"/.claude/hooks/save.sh --exit', tmp_path)
+    assert is_old_hook(f"{hooks}/save.sh", tmp_path)
+    assert is_old_hook("bash .claude/hooks/on-session-end.sh", tmp_path)  # gone, by its name
+    assert not is_old_hook("bash .claude/hooks/stop.sh", tmp_path)
+    assert not is_old_hook("bash .claude/hooks/tmux-waiting.sh", tmp_path)
+    assert not is_old_hook("/venv/bin/python -m cmem_git hook stop", tmp_path)
+    assert not is_old_hook("echo 'unbalanced", tmp_path)
