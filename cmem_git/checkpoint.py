@@ -20,7 +20,7 @@ from .errors import StorageError
 
 if TYPE_CHECKING:
     from .redact import Redactor
-from .history import format_message, size_text, walk
+from .history import format_message, plural, size_text, walk
 from .store import Draft, Store, lookup
 from .worktree import blob_bytes
 
@@ -52,9 +52,11 @@ class Result:
 
     @property
     def added(self) -> tuple[int, int]:
-        """(bytes, lines) added over all of the session's files."""
+        """(bytes over all of the session's files, records): records are the lines of its
+        JSONL transcripts, not of spilled tool output (tool-results/*.txt)."""
         return (sum(f.after[0] - f.before[0] for f in self.files if not f.rewritten),
-                sum(f.after[1] - f.before[1] for f in self.files if not f.rewritten))
+                sum(f.after[1] - f.before[1] for f in self.files
+                    if not f.rewritten and f.source.jsonl))
 
 
 def take(store: Store, request: Request, wait: float | None = None) -> Result:
@@ -183,7 +185,8 @@ def _index_ids(store: Store) -> dict[str, pygit2.Oid]:
 def _message(request: Request, result: Result, redacting: bool) -> str:
     added_bytes, added_lines = result.added
     session = (request.session_id or "")[:8]
-    summary = f"+{added_lines} records, {size_text(added_bytes)}" if result.files else "memory files"
+    summary = f"+{plural(added_lines, 'record')}, {size_text(added_bytes)}" if result.files \
+        else "memory files"
     detail = f" ({request.detail[1]})" if request.detail else ""
     subject = request.subject or f"{request.event} {session}: {summary}{detail}".replace("  ", " ")
     body = [f"{f.source.stored}: {_change(f)}" for f in result.files]
@@ -220,8 +223,10 @@ def _trailers(request: Request, result: Result, redacting: bool) -> list[tuple[s
 
 def _change(item: backup.FileBackup) -> str:
     if item.rewritten:
-        return f"rewritten, now {item.after[1]} lines, {size_text(item.after[0], signed=False)}"
-    return f"+{item.after[1] - item.before[1]} lines, {size_text(item.after[0] - item.before[0])}"
+        return f"rewritten, now {plural(item.after[1], 'line')}, " \
+            f"{size_text(item.after[0], signed=False)}"
+    return f"+{plural(item.after[1] - item.before[1], 'line')}, " \
+        f"{size_text(item.after[0] - item.before[0])}"
 
 
 def redaction(config: Config) -> backup.Transform | None:

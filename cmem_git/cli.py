@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
 import os
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import click
 import pygit2
@@ -23,7 +24,7 @@ import pygit2
 # others otherwise (`cmem log` must start fast; pygit2 alone is ~50 ms).
 from . import __version__, paths, revisions
 from .errors import CmemError, NotInitialized
-from .history import Filter, describe, log as history_log
+from .history import Filter, describe, log as history_log, plural
 from .output import colour_enabled, is_terminal, paint, when
 from .store import Store
 
@@ -43,7 +44,7 @@ def _project_here() -> Path:
     return found
 
 
-def _print_report(report: Report) -> None:
+def _print_report(report: Report, nothing: str = "nothing to do: already set up") -> None:
     if report.root:
         click.echo(report.root)
     for action in report.actions:
@@ -51,7 +52,7 @@ def _print_report(report: Report) -> None:
     for note in report.notes:
         click.echo(f"note: {note}", err=True)
     if not report.actions:
-        click.echo("nothing to do: already set up")
+        click.echo(nothing)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -94,14 +95,16 @@ def uninstall() -> None:
     """Remove cmem's hooks from .claude/settings.local.json and .claude/settings.json (nothing
     else; the memory and the slash commands stay)."""
     from . import project as project_mod
-    _print_report(project_mod.uninstall(_project_here()))
+    _print_report(project_mod.uninstall(_project_here()),
+                  "nothing to do: cmem's hooks are not in .claude/settings.local.json "
+                  "or .claude/settings.json")
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("event", metavar="EVENT")
 def hook(event: str) -> None:
-    """Run a Claude Code hook: session-start, pre-compact, session-end or stop. Reads the
-    event's JSON on stdin and always exits 0."""
+    """Run a Claude Code hook: session-start, pre-compact, session-end, stop or subagent-stop.
+    Reads the event's JSON on stdin and always exits 0."""
     from . import hooks
     hooks.main(event)
 
@@ -132,8 +135,22 @@ def _time_option(value: str | None) -> float | None:
     return revisions.parse_time(value) if value else None
 
 
-@cli.command(name="log")
-@click.option("-n", "--max-count", type=int, help="Show at most this many commits.")
+class _PathsAfterDashes(click.Command):
+    """`cmem log A..B -- PATH`: click drops the `--` itself, so the paths after it are set
+    aside before click parses the rest."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            at = args.index("--")
+            ctx.meta["cmem.paths"] = tuple(args[at + 1:])
+            args = args[:at]
+        return super().parse_args(ctx, args)
+
+
+@cli.command(name="log", cls=_PathsAfterDashes)
+@click.argument("revs", metavar="[REV | A..B] [-- PATH...]", nargs=-1)
+@click.option("-n", "--max-count", type=click.IntRange(min=0),
+              help="Show at most this many commits.")
 @click.option("--session", help="Only commits of this session (a prefix is enough).")
 @click.option("--event", help="Only this event: session-end, pre-compact, document, ...")
 @click.option("--since", help="Newer than this: '2 hours ago', 'yesterday', '2026-11-20'.")
@@ -141,18 +158,24 @@ def _time_option(value: str | None) -> float | None:
 @click.option("--oneline", is_flag=True, help="One short line per commit.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, all trailers.")
 @click.option("--graph", is_flag=True, help="Draw merges between devices (uses git log).")
-def log_command(max_count: int | None, session: str | None, event: str | None,
-                since: str | None, until: str | None, oneline: bool, as_json: bool,
-                graph: bool) -> None:
-    """Show the memory's history, newest first."""
+@click.pass_context
+def log_command(ctx: click.Context, revs: tuple[str, ...], max_count: int | None,
+                session: str | None, event: str | None, since: str | None, until: str | None,
+                oneline: bool, as_json: bool, graph: bool) -> None:
+    """Show the memory's history, newest first: all of it, what REV reaches, or what B has
+    that A has not (A..B), as with git. `-- PATH` keeps the commits that changed PATH (a
+    memory file, sessions/, transcripts/<session id>). See `cmem help revisions` for REV.
+    """
     from . import reading
     store = _store()
     if graph:
         _emit(reading.graph(store, max_count))
         return
-    tip = store.tip()
-    wanted = Filter(session, event, _time_option(since), _time_option(until))
-    entries = history_log(store.repo, tip.id if tip else None, max_count, wanted)
+    found = reading.log_range(store, revs, ctx.meta.get("cmem.paths", ()))
+    wanted = Filter(session, event, _time_option(since), _time_option(until), found.paths)
+    entries = history_log(store.repo, found.tip, max_count, wanted, found.hide)
+    if not entries:
+        reading.check_filter(store, wanted)
     if as_json:
         click.echo("".join(json.dumps(reading.entry_json(e)) + "\n" for e in entries), nl=False)
         return
@@ -173,10 +196,12 @@ def log_command(max_count: int | None, session: str | None, event: str | None,
 @cli.command()
 @click.argument("spec", default="HEAD")
 def show(spec: str) -> None:
-    """Show a commit, or a file as of a commit: REV or REV:PATH.
+    """Show a commit like `git show`: its message, the records each transcript gained and
+    the patch of the memory files. REV:PATH writes a file as of REV instead.
 
     For a transcript, PATH may be the stored folder (transcripts/<id>/main.jsonl): its chunks
-    are put back together. See `cmem help revisions` for REV.
+    are put back together; spilled tool output (transcripts/<id>/tool-results/<file>) comes
+    back as its plain text. See `cmem help revisions` for REV.
     """
     from . import reading
     store = _store()
@@ -185,7 +210,7 @@ def show(spec: str) -> None:
     if path:
         sys.stdout.buffer.write(reading.file_at(store, commit, path))
         return
-    _emit(reading.commit_text(store, commit, is_terminal()))
+    _emit(reading.show_text(store, commit, is_terminal(), colour_enabled()))
 
 
 @cli.command()
@@ -225,11 +250,17 @@ def diff(old: str | None, new: str | None, raw: bool, stat: bool, as_json: bool,
         _emit(reading.changes_text(changes, raw, thinking, colour_enabled()))
 
 
+def _max_chars(default: int) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """One meaning of --max-chars for every command that bounds its output."""
+    return click.option("--max-chars", type=click.IntRange(min=0), default=default,
+                        show_default=True, help="Size budget in characters for the whole "
+                        "output; the newest is kept when it cuts. 0: no limit.")
+
+
 @cli.command()
 @click.option("--since", "since", help="Revision to start after (default: the last session "
               "document, or the beginning).")
-@click.option("--max-chars", type=int, default=20000, show_default=True,
-              help="Keep the newest records within this many characters; 0 for no limit.")
+@_max_chars(20000)
 @click.option("--jsonl", is_flag=True, help="The raw JSONL records instead of Markdown.")
 @click.option("--thinking", is_flag=True, help="Include Claude's thinking.")
 def delta(since: str | None, max_chars: int, jsonl: bool, thinking: bool) -> None:
@@ -243,9 +274,11 @@ def delta(since: str | None, max_chars: int, jsonl: bool, thinking: bool) -> Non
     deltas = reading.delta_since(store, since)
     if jsonl:
         for item in deltas:
-            sys.stdout.buffer.write(item.data if item.data.endswith(b"\n") else item.data + b"\n")
+            if item.records:  # transcripts only: spilled tool output is no JSONL
+                data = item.data
+                sys.stdout.buffer.write(data if data.endswith(b"\n") else data + b"\n")
         return
-    click.echo(reading.delta_markdown(deltas, max_chars or None, thinking), nl=False)
+    click.echo(reading.delta_markdown(deltas, max_chars, thinking), nl=False)
 
 
 @cli.command()
@@ -320,10 +353,14 @@ def doc_save(file: str | None, title: str | None, session: str | None) -> None:
 
 
 @cli.command()
-@click.option("--max-chars", type=int, default=9000, show_default=True,
-              help="Size budget for the whole output.")
+@_max_chars(9000)
 def resume(max_chars: int) -> None:
-    """The last session document, then what happened since it: what a new session needs."""
+    """The last session document, then what happened since it: what a new session needs.
+
+    The conversation comes first: the user's requests and Claude's answers, each tool call
+    on one line, each subagent summarised, compactions marked; the newest is kept when the
+    budget cuts.
+    """
     from . import docs
     click.echo(docs.resume(_store(), max_chars), nl=False)
 
@@ -350,8 +387,11 @@ def discard(session: str | None) -> None:
     project = _project_here()
     store = _store(project)
     count = len(docs.pending(store))
+    if not count:
+        click.echo("nothing to discard: no backups since the last session document")
+        return
     commit = docs.discard(store, _request(project, "discard", session))
-    click.echo(f"marked {count} pending backups as dealt with ({str(commit)[:8]})")
+    click.echo(f"marked {plural(count, 'pending backup')} as dealt with ({str(commit)[:8]})")
 
 
 @cli.command(name="fresh-start")
@@ -367,6 +407,9 @@ def fresh_start(yes: bool) -> None:
         click.confirm("Reset the memory files to the templates?", abort=True)
     store = _store(project)
     commit = docs.fresh_start(store, _request(project, "fresh-start", None))
+    if commit is None:
+        click.echo("nothing to do: the memory files are the templates and nothing is pending")
+        return
     click.echo(f"memory files reset ({str(commit)[:8]}); `cmem show HEAD~1:active-context.md` "
                "shows the previous version")
 
@@ -574,6 +617,54 @@ def import_command(projects_dir: Path | None, legacy: Path | None) -> None:
         click.echo(f"warning: {problem}", err=True)
 
 
+@cli.command(name="export")
+@click.argument("session", required=False)
+@click.option("--all", "everything", is_flag=True,
+              help="Every session, with an index and the session documents, into -o DIR.")
+@click.option("--format", "form", type=click.Choice(("html", "md")), default="html",
+              show_default=True, help="A self-contained HTML page, or Markdown.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="The file or folder to write to ('-' for stdout; default "
+              "./<session id>.html); the folder for --all.")
+@click.option("--at", "rev", default="HEAD", help="As of this revision.")
+def export_command(session: str | None, everything: bool, form: str, output: Path | None,
+                   rev: str) -> None:
+    """Write a session as a page to read: prompts, replies, thinking (folded), tool calls
+    with input and result, subagents inside the call that started them, compactions and
+    the session's checkpoints. From history alone: sessions Claude Code deleted export too.
+
+    With --all, every session into a folder that opens from disk (index.html); running it
+    again re-renders only the sessions that changed.
+    """
+    from . import export, site
+    store = _store()
+    if everything == bool(session):
+        raise click.UsageError("give a SESSION (an id prefix) or --all")
+    if everything:
+        if output is None:
+            raise click.UsageError("--all needs -o DIR")
+        with _progress("exporting") as progress:
+            report = site.export_all(store, rev, form, output, progress)
+        click.echo(f"{len(report.rendered)} sessions written, {len(report.kept)} unchanged, "
+                   f"{len(report.removed)} removed, {report.documents} documents: "
+                   f"{report.index}")
+        for name in report.skipped:
+            click.echo(f"warning: skipped a session stored as {name!r}", err=True)
+        return
+    assert session is not None
+    if str(output) == "-":
+        stream = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n")
+        try:
+            export.export_one(store, session, rev, form, None, stream)
+        finally:
+            stream.flush()
+            stream.detach()  # sys.stdout stays usable
+        return
+    with _progress("exporting") as progress:
+        path = export.export_one(store, session, rev, form, output, progress=progress)
+    click.echo(f"wrote {path}")
+
+
 @cli.command(name="search")
 @click.argument("pattern")
 @click.option("--session", help="Only this session (a prefix of the id is enough).")
@@ -641,12 +732,15 @@ def help_command(ctx: click.Context, topic: str | None) -> None:
     if topic == "revisions":
         click.echo(revisions.HELP.strip())
         return
-    command = cli.get_command(ctx, topic) if topic else None
     parent = ctx.parent or ctx
-    if topic and command is None:
-        raise click.UsageError(f"no help topic {topic!r}; try `cmem help revisions`")
-    target = command or cli
-    click.echo(target.get_help(click.Context(target, info_name=topic or "cmem", parent=parent)))
+    if not topic:
+        click.echo(cli.get_help(parent))  # the group's own context: "Usage: cmem ..."
+        return
+    command = cli.get_command(ctx, topic)
+    if command is None:
+        raise click.UsageError(f"no help topic {topic!r}; try `cmem help revisions` or "
+                               "`cmem --help` for the commands")
+    click.echo(command.get_help(click.Context(command, info_name=topic, parent=parent)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -664,7 +758,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo(f"cmem: error: {error}", err=True)
         if error.hint:
             click.echo(f"hint: {error.hint}", err=True)
-        return 1
+        return error.exit_code
     except OSError as error:  # a file the user named, a full disk: their words, not a trace
         where = f": {error.filename}" if error.filename else ""
         click.echo(f"cmem: error: {error.strerror or error}{where}", err=True)

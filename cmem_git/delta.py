@@ -13,10 +13,14 @@ from dataclasses import dataclass
 
 import pygit2
 
-from . import chunks, render
+from . import chunks
 from .backup import MAIN, ROOT
-from .history import ORDER
+from .history import ORDER, plural, size_text
 from .store import subtree, tree_diff
+
+
+TRANSCRIPT = "transcript"  # JSONL: the main transcript and subagents, read as records
+ATTACHMENT = "attachment"  # anything else, e.g. tool-results/toolu_*.txt: plain text
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class FileDelta:
     start: int  # where `data` begins in the newer version (0 when rewritten or new)
     data: bytes
     rewritten: bool
+    commit: str = ""  # the newer commit, where the whole file can be read
 
     @property
     def session(self) -> str:
@@ -35,8 +40,32 @@ class FileDelta:
         return self.stored.split("/", 2)[2]
 
     @property
+    def kind(self) -> str:
+        """Claude Code writes JSONL transcripts, and spills large tool output to plain text
+        files (`tool-results/toolu_*.txt`) that are not records at all."""
+        return TRANSCRIPT if self.stored.endswith(".jsonl") else ATTACHMENT
+
+    @property
     def records(self) -> list[bytes]:
-        return self.data.splitlines()
+        """The records added; none for an attachment."""
+        return self.data.splitlines() if self.kind == TRANSCRIPT else []
+
+    @property
+    def line_count(self) -> int:
+        return self.data.count(b"\n") + (not self.data.endswith(b"\n") and bool(self.data))
+
+    @property
+    def tool_id(self) -> str:
+        """The tool call an attachment belongs to: Claude Code names the file after it."""
+        name = self.file.rsplit("/", 1)[-1]
+        return name.rsplit(".", 1)[0] if self.kind == ATTACHMENT else ""
+
+    def attachment_note(self) -> str:
+        """One line for a spilled file: its size and how to read it in full."""
+        what = "rewritten, " if self.rewritten else ("+" if self.start else "")
+        return (f"{self.file} ({what}{plural(self.line_count, 'line')}, "
+                f"{size_text(len(self.data), signed=False)}; full text: "
+                f"`cmem show {self.commit or 'HEAD'}:{self.stored}`)")
 
 
 def between(repo: pygit2.Repository, old: pygit2.Commit | None,
@@ -48,7 +77,7 @@ def between(repo: pygit2.Repository, old: pygit2.Commit | None,
         before = chunks.listing(repo, subtree(old_tree, stored))
         after = chunks.listing(repo, subtree(new.tree, stored))
         if after:
-            deltas.append(_delta(repo, stored, before, after))
+            deltas.append(_delta(repo, stored, before, after, str(new.id)[:8]))
     return [d for d in deltas if d.data]
 
 
@@ -66,14 +95,14 @@ def changed_files(repo: pygit2.Repository, old: pygit2.Tree | None,
 
 
 def _delta(repo: pygit2.Repository, stored: str, before: list[chunks.Chunk],
-           after: list[chunks.Chunk]) -> FileDelta:
+           after: list[chunks.Chunk], commit: str) -> FileDelta:
     size = chunks.stored_size(repo, before)[0]
     if before and _extends(repo, before, after):
         # A last record stored without its newline gets it now: that byte starts no record.
         if chunks.read_range(repo, before, size - 1, size) != b"\n":
             size += chunks.read_range(repo, after, size, size + 1) == b"\n"
-        return FileDelta(stored, size, chunks.read_range(repo, after, size), False)
-    return FileDelta(stored, 0, chunks.read_range(repo, after), bool(before))
+        return FileDelta(stored, size, chunks.read_range(repo, after, size), False, commit)
+    return FileDelta(stored, 0, chunks.read_range(repo, after), bool(before), commit)
 
 
 def _extends(repo: pygit2.Repository, before: list[chunks.Chunk],
@@ -108,32 +137,3 @@ def chronological(repo: pygit2.Repository, old: pygit2.Commit | None,
     deltas = between(repo, old, new)
     rank = {session: index for index, session in enumerate(session_order(repo, old, new))}
     return sorted(deltas, key=lambda d: (rank.get(d.session, len(rank)), d.file != MAIN, d.file))
-
-
-def as_markdown(deltas: list[FileDelta], max_chars: int | None, thinking: bool = False) -> str:
-    """The records for Claude, newest kept when they do not fit in `max_chars`."""
-    blocks: list[str] = []
-    for item in deltas:
-        rendered = [text for text in (render.record(line, thinking) for line in item.records)
-                    if text]
-        note = " (rewritten: whole file)" if item.rewritten else ""
-        blocks.append(f"## Session {item.session}: {item.file}, "
-                      f"{len(item.records)} records{note}")
-        blocks += rendered
-    text = "\n\n".join(blocks)
-    if max_chars is None or len(text) <= max_chars:
-        return text + "\n" if text else ""
-    kept: list[str] = []
-    size = 0
-    for block in reversed(blocks):
-        if size + len(block) + 2 > max_chars - 120:
-            break
-        kept.append(block)
-        size += len(block) + 2
-    if not kept:  # even the newest entry is too long: keep its end
-        kept.append("…" + blocks[-1][-(max_chars - 121):])
-        size = len(kept[0])
-    left = len(blocks) - len(kept)
-    head = (f"… {left} earlier entries ({len(text) - size} characters) left out; "
-            "`cmem delta --max-chars 0` shows everything.")
-    return "\n\n".join([head, *reversed(kept)]) + "\n"

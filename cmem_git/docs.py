@@ -18,7 +18,7 @@ from typing import Any
 import pygit2
 import yaml
 
-from . import checkpoint, delta, memory
+from . import checkpoint, conversation, delta, memory
 from .errors import CmemError
 from .history import DISCARD, DOCUMENT, FRESH_START, Entry, since_document, walk
 from .store import Store, file_bytes
@@ -84,11 +84,15 @@ def discard(store: Store, request: checkpoint.Request) -> pygit2.Oid:
     return _required(checkpoint.take(store, request).commit)
 
 
-def fresh_start(store: Store, request: checkpoint.Request) -> pygit2.Oid:
+def fresh_start(store: Store, request: checkpoint.Request) -> pygit2.Oid | None:
     """Reset the memory files to the templates. Edits not yet committed are committed first,
-    so the reset never loses them."""
+    so the reset never loses them. None, and no commit, when there is nothing to reset: the
+    files are the templates and no backup is pending."""
     checkpoint.take(store, dataclasses.replace(request, event="fresh-start-save"))
     files = {name: memory.template(name) for name in memory.FILES}
+    if all(_file_at_tip(store, name) == data for name, data in files.items()) \
+            and not pending(store):
+        return None
     request = dataclasses.replace(request, event=FRESH_START, files=files, always=True,
                                   subject="fresh-start: memory files reset to the templates")
     return _required(checkpoint.take(store, request).commit)
@@ -147,7 +151,8 @@ def pending(store: Store) -> list[Entry]:
 
 
 def resume(store: Store, max_chars: int) -> str:
-    """The last session document, then the records added since, within `max_chars`."""
+    """The last session document, then the conversation since, within `max_chars` (0: no
+    limit). The document gets at most 60% of the budget, the conversation the rest."""
     document = last(store, required=False)
     tip = store.tip()
     if tip is None:
@@ -159,11 +164,13 @@ def resume(store: Store, max_chars: int) -> str:
         head = "# No session document yet\n\n"
     else:
         text = (_file_at_tip(store, document.path) or document.text).decode("utf-8", "replace")
-        text = text if len(text) <= max_chars * 0.6 else (
-            text[: int(max_chars * 0.6)] + f"\n… (cut; `cmem show HEAD:{document.path}`)\n")
-        head = f"# Last session document: {document.path}\n\n{text}\n\n"
-    records = delta.as_markdown(delta.chronological(store.repo, since, tip),
-                                max(max_chars - len(head) - 40, 200))
+        share = int(max_chars * 0.6)
+        if max_chars and len(text) > share:
+            text = text[:share] + f"\n… (cut; `cmem show HEAD:{document.path}` has it all)\n"
+        head = f"# Last session document: {document.path}\n\n{text.rstrip()}\n\n"
+    found = conversation.build(delta.chronological(store.repo, since, tip))
+    budget = max(max_chars - len(head) - 40, 400) if max_chars else 0
+    records = conversation.as_text(found, budget, "cmem resume --max-chars 0")
     return head + "# What happened since\n\n" + (records or "Nothing since.\n")
 
 

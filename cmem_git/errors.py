@@ -7,11 +7,19 @@ class CmemError(Exception):
     """An expected failure: its message is for the user, `hint` says what to do next."""
 
     hint: str | None = None
+    exit_code = 1
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         if hint is not None:
             self.hint = hint
+
+
+class UsageProblem(CmemError):
+    """The command line names something that does not exist (a session, an event): exit 2,
+    as for click's own usage errors, so scripts can tell "wrong question" from "failed"."""
+
+    exit_code = 2
 
 
 class NotInitialized(CmemError):

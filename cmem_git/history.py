@@ -58,11 +58,15 @@ def entry(commit: pygit2.Commit) -> Entry:
     return Entry(commit.id, commit.commit_time, subject, dict(commit.message_trailers))
 
 
-def walk(repo: pygit2.Repository, tip: pygit2.Oid | None, limit: int) -> Iterator[Entry]:
-    """Newest first, at most `limit` commits."""
+def walk(repo: pygit2.Repository, tip: pygit2.Oid | None, limit: int,
+         hide: pygit2.Oid | None = None) -> Iterator[Entry]:
+    """Newest first, at most `limit` commits; none that `hide` reaches (git's A..B)."""
     if tip is None:
         return
-    for count, commit in enumerate(repo.walk(tip, ORDER)):
+    walker = repo.walk(tip, ORDER)
+    if hide is not None:
+        walker.hide(hide)
+    for count, commit in enumerate(walker):
         if count >= limit:
             return
         yield entry(commit)
@@ -85,12 +89,18 @@ def last_for_session(repo: pygit2.Repository, tip: pygit2.Oid | None, session_id
     return next((e for e in walk(repo, tip, limit) if e.session == session_id), None)
 
 
+# Every event cmem writes in `Cmem-Event`, for `cmem log --event` to check against.
+EVENTS = ("init", "session-start", "pre-compact", "session-end", "stop", DOCUMENT, DISCARD,
+          FRESH_START, "fresh-start-save", "import", "sync", "merge")
+
+
 @dataclass(frozen=True)
 class Filter:
     session: str | None = None  # a prefix is enough
     event: str | None = None
     since: float | None = None
     until: float | None = None
+    paths: tuple[str, ...] = ()  # only commits that changed one of these (git log -- PATH)
 
     def accepts(self, item: Entry) -> bool:
         return ((self.session is None or (item.session or "").startswith(self.session))
@@ -99,18 +109,54 @@ class Filter:
 
 
 def log(repo: pygit2.Repository, tip: pygit2.Oid | None, limit: int | None,
-        wanted: Filter = Filter()) -> list[Entry]:
+        wanted: Filter = Filter(), hide: pygit2.Oid | None = None) -> list[Entry]:
     """Commits newest first that pass `wanted`; the walk stops at the first commit older than
     `since`, as git's does."""
     found: list[Entry] = []
-    for item in walk(repo, tip, 10 ** 9):
+    for item in walk(repo, tip, 10 ** 9, hide):
         if limit is not None and len(found) >= limit:
             break
         if wanted.since is not None and item.time < wanted.since:
             break
-        if wanted.accepts(item):
+        if wanted.accepts(item) and (not wanted.paths or touches(repo, item.id, wanted.paths)):
             found.append(item)
     return found
+
+
+def touches(repo: pygit2.Repository, commit_id: pygit2.Oid, paths: tuple[str, ...]) -> bool:
+    """Whether the commit changed anything at or under one of `paths` (against its first
+    parent, as `git log -- PATH` follows the first parent's side)."""
+    commit = repo[commit_id]
+    assert isinstance(commit, pygit2.Commit)
+    parent = commit.parents[0].tree if commit.parents else None
+    return any(_object_id(commit.tree, path) != _object_id(parent, path) for path in paths)
+
+
+def _object_id(tree: pygit2.Tree | None, path: str) -> pygit2.Oid | None:
+    path = path.strip("/")
+    if tree is None:
+        return None
+    if not path:
+        return tree.id
+    try:
+        return tree[path].id
+    except KeyError:
+        return None
+
+
+def unknown_filter(repo: pygit2.Repository, tip: pygit2.Oid | None,
+                   wanted: Filter) -> str | None:
+    """Why `wanted` can never match, when it names a session or an event no commit has."""
+    sessions, events = set(), set(EVENTS)
+    for item in walk(repo, tip, 10 ** 9):
+        sessions.add(item.session or "")
+        events.add(item.event or "")
+    if wanted.session is not None and not any(s.startswith(wanted.session)
+                                               for s in sessions if s):
+        return f"no session matches {wanted.session!r}"
+    if wanted.event is not None and wanted.event not in events:
+        return f"unknown event {wanted.event!r}"
+    return None
 
 
 def describe(item: Entry) -> str:
@@ -119,7 +165,7 @@ def describe(item: Entry) -> str:
         return f"session document {item.trailers.get('Cmem-Title', item.subject)!r}"
     parts = []
     if "Cmem-Added-Lines" in item.trailers:
-        parts.append(f"+{item.number('Cmem-Added-Lines')} records, "
+        parts.append(f"+{plural(item.number('Cmem-Added-Lines'), 'record')}, "
                      f"{size_text(item.number('Cmem-Added-Bytes'))}")
     if "Cmem-Rewritten" in item.trailers:
         parts.append(f"rewritten {item.trailers['Cmem-Rewritten']}")
@@ -135,3 +181,8 @@ def size_text(count: int, signed: bool = True) -> str:
         if count >= size:
             return f"{sign}{count / size:.1f} {unit}"
     return f"{sign}{count} B"
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """`1 record`, `2 records`."""
+    return f"{count} {word if count == 1 else (words or word + 's')}"

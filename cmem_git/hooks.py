@@ -31,7 +31,15 @@ EVENTS = {
     "pre-compact": ("PreCompact", "trigger", "Trigger"),
     "session-end": ("SessionEnd", "reason", "Reason"),
     "stop": ("Stop", None, None),
+    # A long turn of subagents reaches Stop only at its end; SubagentStop commits during it,
+    # throttled as Stop is. Compaction runs as a forked agent, so SubagentStop fires for it too,
+    # with an agent_transcript_path Claude Code never writes: cmem backs up the session's own
+    # files and ignores that path. (No PostCompact hook: Claude Code 2.1 writes the compaction
+    # summary after PostCompact and SessionStart `compact` have run, so it would find nothing
+    # new; tests/claude/test_sessions.py::test_compact checks that this still holds.)
+    "subagent-stop": ("SubagentStop", "agent_id", "Agent"),
 }
+_THROTTLED = ("stop", "subagent-stop")
 # SessionEnd hooks share a 1.5 s budget: wait briefly for the lock and leave the rest to the
 # next SessionStart, which backs up whatever changed since.
 _SESSION_END_WAIT = 0.8
@@ -131,7 +139,7 @@ def _handle(run_: _Run) -> Output:
         return Output()
     if name == "session-start":
         return _session_start(run_)
-    if name == "stop" and _throttled(run_):
+    if name in _THROTTLED and _throttled(run_):
         return Output()
     edit = _exit_recorder(run_.event) if name == "session-end" else None
     wait = _SESSION_END_WAIT if name == "session-end" else None
@@ -226,7 +234,8 @@ def _session_start(run_: _Run) -> Output:
     synced = _sync_now(run_) if _syncing(run_) else None
     errors = errorlog.take_pending(run_.store.gitdir)
     settings = context.Settings(run_.config.staleness_hours, run_.config.memory_size_warning_kib)
-    text = context.render(run_.store, settings, errors, run_.problems, synced)
+    text = context.render(run_.store, settings, errors, run_.problems, synced,
+                          source=event.detail, session=event.session_id)
     output: dict[str, Any] = {"hookSpecificOutput": {"hookEventName": "SessionStart",
                                                      "additionalContext": text}}
     if run_.problems or errors:

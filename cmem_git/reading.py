@@ -6,6 +6,7 @@ chunks, so what a user reads is Claude Code's file, not the storage layout.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import subprocess
@@ -14,11 +15,12 @@ from typing import Any
 
 import pygit2
 
-from . import chunks, delta, render
+from . import chunks, conversation, delta, render
 from .backup import MAIN, ROOT
 from .context import age
-from .errors import CmemError
-from .history import Entry, describe, since_document, size_text
+from .errors import CmemError, UsageProblem
+from .history import (EVENTS, Entry, Filter, describe, plural, since_document, size_text,
+                      unknown_filter)
 from .output import paint, when
 from .revisions import resolve
 from .status import Status, collect
@@ -29,10 +31,62 @@ class NotFound(CmemError):
     pass
 
 
+class UnknownSession(NotFound):
+    exit_code = UsageProblem.exit_code  # the command line named it: a usage error
+
+
 def entry_json(item: Entry) -> dict[str, Any]:
     return {"commit": str(item.id), "time": item.time, "subject": item.subject,
             "event": item.event, "session": item.session, "summary": describe(item),
             "trailers": dict(item.trailers)}
+
+
+@dataclass(frozen=True)
+class LogRange:
+    tip: pygit2.Oid | None
+    hide: pygit2.Oid | None  # A of A..B
+    paths: tuple[str, ...]
+
+
+def log_range(store: Store, args: tuple[str, ...], paths: tuple[str, ...]) -> LogRange:
+    """`[REV | A..B] [PATH...]` as git reads them: a word that is no revision but a path in
+    the tip's tree is a path (after `--` everything is)."""
+    tip = store.tip()
+    found = LogRange(tip.id if tip else None, None, paths)
+    revs = []
+    for arg in args:
+        if ".." not in arg and tip is not None and lookup(tip.tree, arg.strip("/")) is not None \
+                and not _is_revision(store, arg):
+            found = dataclasses.replace(found, paths=found.paths + (arg,))
+        else:
+            revs.append(arg)
+    if len(revs) > 1:
+        raise UsageProblem(f"one revision or range at a time, not {' '.join(revs)}",
+                           hint="`cmem log A..B` shows what B has that A has not")
+    if not revs:
+        return found
+    if ".." in revs[0]:
+        old, _, new = revs[0].partition("..")
+        return dataclasses.replace(found, tip=resolve(store, new or "HEAD").id,
+                                   hide=resolve(store, old or "HEAD").id)
+    return dataclasses.replace(found, tip=resolve(store, revs[0]).id)
+
+
+def _is_revision(store: Store, spec: str) -> bool:
+    try:
+        resolve(store, spec)
+    except CmemError:
+        return False
+    return True
+
+
+def check_filter(store: Store, wanted: Filter) -> None:
+    """An empty log because of a misspelt session or event is an error, not silence."""
+    tip = store.tip()
+    problem = unknown_filter(store.repo, tip.id if tip else None, wanted)
+    if problem is not None:
+        raise UsageProblem(problem, hint="`cmem log --oneline` lists sessions (third column) "
+                           "and events (second); events: " + ", ".join(EVENTS))
 
 
 def graph(store: Store, limit: int | None) -> str:
@@ -71,7 +125,7 @@ def session_id(store: Store, commit: pygit2.Commit, prefix: str) -> str:
     found = [n for n in names if n.startswith(prefix)]
     if len(found) != 1:
         problem = "no session" if not found else f"several sessions ({', '.join(found[:5])})"
-        raise NotFound(f"{problem} matches {prefix!r} in {str(commit.id)[:8]}",
+        raise UnknownSession(f"{problem} matches {prefix!r} in {str(commit.id)[:8]}",
                        hint="`cmem log` lists sessions; give more of the id")
     return found[0]
 
@@ -81,17 +135,19 @@ def session_file(store: Store, commit: pygit2.Commit, prefix: str, name: str = M
     return file_at(store, commit, f"{ROOT}/{session}/{name}")
 
 
-def commit_text(store: Store, commit: pygit2.Commit, relative: bool) -> str:
-    lines = [f"commit {commit.id}"]
+def show_text(store: Store, commit: pygit2.Commit, relative: bool, colour: bool) -> str:
+    """A commit as `git show` prints one: header, message, then what it changed: the records
+    each transcript gained, rendered, and the memory files' patch (against the first parent,
+    as git does for a merge without --cc)."""
+    lines = [paint(f"commit {commit.id}", "yellow", colour)]
     if len(commit.parents) > 1:
         lines.append("merge " + " ".join(str(p.id)[:8] for p in commit.parents))
     lines += [f"date   {when(commit.commit_time, relative)}", ""]
     lines += [f"    {line}" for line in commit.message.rstrip("\n").splitlines()]
-    parent = commit.parents[0].tree if commit.parents else None
-    changed = _changed_paths(store.repo, parent, commit.tree)
-    if changed:
-        lines += ["", "files changed:"] + [f"    {path}" for path in changed]
-    return "\n".join(lines) + "\n"
+    parent = commit.parents[0] if commit.parents else None
+    found = changes_between(store, parent, commit)
+    body = changes_text(found, False, False, colour) if found.transcripts or found.files else ""
+    return "\n".join(lines) + "\n" + ("\n" + body if body else "")
 
 
 def _changed_paths(repo: pygit2.Repository, old: pygit2.Tree | None,
@@ -119,13 +175,17 @@ class Changes:
 def changes(store: Store, old: str | None, new: str | None) -> Changes:
     if old is None:
         return _uncommitted(store)
-    first = resolve(store, old)
-    second = resolve(store, new or "HEAD")
-    tip_tree = second.tree
-    files = [(path, file_bytes(first.tree, path), file_bytes(tip_tree, path))
-             for path in _changed_paths(store.repo, first.tree, tip_tree)
+    return changes_between(store, resolve(store, old), resolve(store, new or "HEAD"))
+
+
+def changes_between(store: Store, first: pygit2.Commit | None,
+                    second: pygit2.Commit) -> Changes:
+    """What `second` has that `first` (None: nothing) has not."""
+    old_tree = first.tree if first is not None else None
+    files = [(path, file_bytes(old_tree, path), file_bytes(second.tree, path))
+             for path in _changed_paths(store.repo, old_tree, second.tree)
              if not path.startswith(ROOT + "/")]
-    return Changes(str(first.id)[:8], str(second.id)[:8],
+    return Changes(str(first.id)[:8] if first else "(nothing)", str(second.id)[:8],
                    delta.chronological(store.repo, first, second), files)
 
 
@@ -145,16 +205,16 @@ def _uncommitted(store: Store) -> Changes:
 
 def changes_json(found: Changes) -> dict[str, Any]:
     return {"old": found.old, "new": found.new,
-            "transcripts": [{"session": d.session, "file": d.file, "start": d.start,
-                             "records": len(d.records), "bytes": len(d.data),
-                             "rewritten": d.rewritten,
+            "transcripts": [{"session": d.session, "file": d.file, "kind": d.kind,
+                             "start": d.start, "records": len(d.records),
+                             "bytes": len(d.data), "rewritten": d.rewritten,
                              "lines": [r.decode("utf-8", "replace") for r in d.records]}
                             for d in found.transcripts],
             "files": [{"path": p, "diff": _unified(p, a, b)} for p, a, b in found.files]}
 
 
 def changes_stat(found: Changes) -> str:
-    lines = [f"{d.session} {d.file}: +{len(d.records)} records, {size_text(len(d.data))}"
+    lines = [f"{d.session} {d.file}: +{_amount(d)}, {size_text(len(d.data))}"
              + (" (rewritten)" if d.rewritten else "") for d in found.transcripts]
     lines += [f"{path}: {_line_change(a, b)}" for path, a, b in found.files]
     return "".join(line + "\n" for line in lines) or "no changes\n"
@@ -167,17 +227,30 @@ def _line_change(old: bytes | None, new: bytes | None) -> str:
     return f"+{added} -{removed} lines"
 
 
+def _amount(item: delta.FileDelta) -> str:
+    """Records for a transcript; lines for an attachment, which holds no records."""
+    if item.kind == delta.ATTACHMENT:
+        return plural(item.line_count, "line") + " of attachment"
+    return plural(len(item.records), "record")
+
+
 def changes_text(found: Changes, raw: bool, thinking: bool, colour: bool) -> str:
     parts = []
     for item in found.transcripts:
-        parts.append(paint(f"=== session {item.session} {item.file}: +{len(item.records)} "
-                           f"records{' (rewritten)' if item.rewritten else ''}", "bold", colour))
-        records = [r.decode("utf-8", "replace") for r in item.records] if raw else \
-            [t for t in (render.record(r, thinking) for r in item.records) if t]
-        parts += records
+        parts.append(paint(f"=== session {item.session} {item.file}: +{_amount(item)}"
+                           f"{' (rewritten)' if item.rewritten else ''}", "bold", colour))
+        parts += _file_lines(item, raw, thinking)
     for path, old, new in found.files:
         parts += [_colour_diff(line, colour) for line in _unified(path, old, new).splitlines()]
     return "".join(p + "\n" for p in parts) or "no changes\n"
+
+
+def _file_lines(item: delta.FileDelta, raw: bool, thinking: bool) -> list[str]:
+    if item.kind == delta.ATTACHMENT:  # plain text, often huge: a note, the text on request
+        return [f"[attachment {item.attachment_note()}]"]
+    if raw:
+        return [r.decode("utf-8", "replace") for r in item.records]
+    return [t for t in (render.record(r, thinking) for r in item.records) if t]
 
 
 def _unified(path: str, old: bytes | None, new: bytes | None) -> str:
@@ -212,9 +285,11 @@ def delta_since(store: Store, since: str | None) -> list[delta.FileDelta]:
     return delta.chronological(store.repo, old, tip)
 
 
-def delta_markdown(deltas: list[delta.FileDelta], max_chars: int | None,
-                   thinking: bool) -> str:
-    return delta.as_markdown(deltas, max_chars, thinking) or "Nothing added.\n"
+def delta_markdown(deltas: list[delta.FileDelta], max_chars: int, thinking: bool) -> str:
+    """The conversation added, within `max_chars` (0: no limit)."""
+    text = conversation.as_text(conversation.build(deltas, thinking), max_chars,
+                                "cmem delta --max-chars 0")
+    return text or "Nothing added.\n"
 
 
 # --- status -----------------------------------------------------------------------------
@@ -237,8 +312,8 @@ def status_text(data: dict[str, Any], relative: bool) -> str:
     document = data["document"]
     lines.append(f"document   {document['subject'] if document else 'none yet'}")
     pending = [e for e in data["since_document"] if e["session"]]
-    lines.append(f"since then {len(pending)} backups in "
-                 f"{len({e['session'] for e in pending})} sessions")
+    lines.append(f"since then {plural(len(pending), 'backup')} in "
+                 f"{plural(len({e['session'] for e in pending}), 'session')}")
     seconds = data["active_context_age_seconds"]
     lines.append("active-context.md " + (f"changed {age(seconds)} ago" if seconds is not None
                                          else "never committed"))

@@ -35,6 +35,7 @@ HOOK_EVENTS: dict[str, str] = {
     "PreCompact": "pre-compact",
     "SessionEnd": "session-end",
     "Stop": "stop",
+    "SubagentStop": "subagent-stop",
 }
 
 DEFAULT_TIMEOUTS: dict[str, int] = {
@@ -44,6 +45,7 @@ DEFAULT_TIMEOUTS: dict[str, int] = {
     # SessionEnd hooks share a 1.5 s budget unless one sets its own timeout (up to 60 s).
     "SessionEnd": 5,
     "Stop": 30,
+    "SubagentStop": 30,
 }
 
 # `python -m cmem_git hook …` (what we write) or `cmem hook …` (the console script, possibly quoted).

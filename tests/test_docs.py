@@ -149,23 +149,24 @@ def start_context(project: Project, sid: str, **extra: Any) -> str:
 
 
 def pending_in_context(context: str) -> dict[str, tuple[list[str], int]]:
-    """session -> (events listed, records) from SessionStart's "Backups since then" section."""
+    """session -> (events listed, records) from SessionStart's pending backups."""
     lines = context.splitlines()
-    if "No backups since then." in lines:
-        assert not any(line.startswith("Backups since then") for line in lines), context
+    if any(line.startswith("Nothing pending: ") for line in lines):
+        assert not any(line.startswith("Backups not in") for line in lines), context
         return {}
-    at = next(i for i, line in enumerate(lines) if line.startswith("Backups since then"))
-    count, sessions = map(int, re.findall(r"\d+", lines[at])[:2])
+    at = next(i for i, line in enumerate(lines) if line.startswith("Backups not in"))
+    count, sessions, records = map(int, re.findall(r"\d+", lines[at])[:3])
     found = {}
     for line in lines[at + 1:]:
         if not line.startswith("- session "):
             break
-        match = re.fullmatch(r"- session (\S+): (.*); \+(\d+) records", line)
+        match = re.fullmatch(r"- session (\S+): (.*); \+(\d+) records?", line)
         assert match, line
         events = re.findall(r"([a-z-]+) \d+ (?:s|min|h|d) ago", match[2])
         found[match[1]] = (events, int(match[3]))
     assert len(found) == sessions, context
     assert sum(len(events) for events, _ in found.values()) == count, context
+    assert sum(n for _, n in found.values()) == records, context
     return found
 
 
@@ -250,9 +251,8 @@ def test_a_day_with_two_compactions_a_document_and_a_coalesce(project: Project) 
     assert resumed.startswith(f"# Last session document: {path}\n")
     before, since = resumed.split("\n# What happened since\n", 1)
     assert "DOC-BODY-MARKER" in before and "previous_session" in before
-    assert f"## Session {sid}: main.jsonl, {len(more)} records" in since
-    assert f"## Session {sid}: subagents/{AGENT.name}, {len(corpus_lines(AGENT))} records" \
-        in since
+    assert f"## Session {sid}: {len(more) + len(corpus_lines(AGENT))} records added" in since
+    assert f"- subagent {AGENT.stem} (+{len(corpus_lines(AGENT))} records, " in since
     assert "handgemacht:create-beads" in since  # the first user prompt after the document
     for earlier_prompt in ("mix phx.server doesnt seem to start", "start phoenix in background",
                            "Work on bead spotter-dov", "compaction summary"):
@@ -276,7 +276,7 @@ def test_a_day_with_two_compactions_a_document_and_a_coalesce(project: Project) 
     # Nothing pending any more.
     context = start_context(project, "0d4f8a52-1c3e-4d0b-9a51-0000000000c3")
     assert pending_in_context(context) == {}
-    assert "No backups since then." in context
+    assert "Nothing pending: no backups since the last session document." in context
     assert status_pending(project) == []
     assert_healthy(project)
 

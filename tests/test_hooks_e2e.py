@@ -460,11 +460,11 @@ def test_session_start_lists_backups_since_the_last_document(project: Project) -
     text = context_of(done)
     assert "systemMessage" not in hook_output(done)
     assert head(project) == tip  # nothing changed: nothing to commit
-    assert "document: first half" in text
+    assert "Last session document: 'first half'" in text
     history = project.git("log", "--format=%h %ct %s")
     assert after in text and other in text, (text, history)
     assert before not in text
-    assert "3 commits in 2 session(s)" in text
+    assert "Backups not in a session document yet: 3 commits in 2 sessions" in text
     assert_healthy(project)
 
 
@@ -479,7 +479,7 @@ def test_session_start_after_a_document_from_a_clock_ahead(project: Project) -> 
     quiet(hook(project, "SessionEnd", after, project.transcripts / f"{after}.jsonl"))
 
     text = context_of(session_start(project, session_id("new")))
-    assert "document: from the laptop" in text
+    assert "Last session document: 'from the laptop'" in text
     assert after in text, text
     assert before not in text, text
     assert "1 commits in 1 session(s)" in text or "1 commit in 1 session" in text, text
@@ -563,7 +563,7 @@ def test_session_start_with_nothing_to_do_makes_no_commit(project: Project) -> N
         text = context_of(done)
         assert "systemMessage" not in hook_output(done)
         assert head(project) == tip
-    assert "No backups since then." in text
+    assert "Nothing pending: no backups yet." in text
     assert_healthy(project)
 
 
@@ -572,7 +572,8 @@ def test_resume_session_start_with_a_fresh_id_and_no_file(project: Project) -> N
     shutil.copyfile(SHORT, project.transcripts / f"{sid}.jsonl")
     quiet(hook(project, "SessionEnd", sid, project.transcripts / f"{sid}.jsonl",
                reason="resume"))
-    context_of(session_start(project, session_id("first-start"), "resume"))
+    first = context_of(session_start(project, session_id("first-start"), "resume"))
+    assert sid in first
     tip = head(project)
     fresh = session_id("fresh-from-resume")
     missing = project.transcripts / f"{fresh}.jsonl"
@@ -582,7 +583,8 @@ def test_resume_session_start_with_a_fresh_id_and_no_file(project: Project) -> N
     text = context_of(done)
     assert "systemMessage" not in hook_output(done)
     assert head(project) == tip
-    assert sid in text
+    # The second SessionStart of the same resume repeats nothing the first one said.
+    assert text.startswith("cmem (resume): nothing changed since its context of"), text
     assert not (project.memory / "transcripts" / fresh).exists()
     assert_healthy(project)
 
@@ -907,6 +909,27 @@ def test_stop_is_throttled_unless_configured_off(project: Project) -> None:
     quiet(hook(project, "Stop", sid, transcript))
     assert_backup(project, sid, b"".join(records[:30]))
     assert len(project.git("rev-list", f"{first}..HEAD").split()) == 2
+    assert_healthy(project)
+
+
+def test_subagent_stop_commits_throttled_as_stop(project: Project) -> None:
+    """Compaction's forked agent fires SubagentStop with an agent_transcript_path Claude Code
+    never writes (seen with the real client): the session's own files are backed up."""
+    sid = session_id("subagents")
+    records = split_lines((SPOTTER / "tool_heavy.jsonl").read_bytes())
+    transcript = project.transcripts / f"{sid}.jsonl"
+    transcript.write_bytes(b"".join(records[:10]))
+    never_written = project.transcripts / sid / "subagents" / "agent-a4bea7a21339c48a1.jsonl"
+    quiet(hook(project, "SubagentStop", sid, transcript,
+               agent_transcript_path=str(never_written)))
+    assert trailers(project)["Cmem-Event"] == "subagent-stop"
+    assert trailers(project)["Cmem-Agent"] == "a4bea7a21339c48a1"
+    assert_backup(project, sid, b"".join(records[:10]))
+    first = head(project)
+    transcript.write_bytes(b"".join(records[:20]))
+    quiet(hook(project, "Stop", sid, transcript))
+    quiet(hook(project, "SubagentStop", sid, transcript))
+    assert head(project) == first  # within stop_throttle_minutes of the SubagentStop commit
     assert_healthy(project)
 
 

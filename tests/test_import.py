@@ -150,7 +150,7 @@ def test_a_second_run_imports_only_what_changed(project: Project) -> None:
     assert commits(project) == before + 1
     assert f"Cmem-Session: {ids[2]}" in project.git("log", "-1", "--format=%B")
     assert stored(project.memory)[f"transcripts/{ids[2]}/main.jsonl"] == grown.read_bytes()
-    assert "+1 records" in project.git("log", "-1", "--format=%s")
+    assert "+1 record," in project.git("log", "-1", "--format=%s")
 
 
 def test_a_partial_last_line_waits_as_in_a_hook(project: Project) -> None:

@@ -384,7 +384,7 @@ def test_cat_gives_back_claude_codes_files(built: Built) -> None:
 
 def test_cat_errors(built: Built) -> None:
     done = run(built.project, "cat", "ffffffff")
-    assert done.returncode == 1 and b"no session matches" in done.stderr
+    assert done.returncode == 2 and b"no session matches" in done.stderr
     assert b"hint:" in done.stderr
     done = run(built.project, "cat", SESSION_A, "--file", "subagents/agent-nope.jsonl")
     assert done.returncode == 1 and done.stdout == b""
@@ -463,14 +463,15 @@ def test_delta_across_compaction_includes_records_after_the_boundary(built: Buil
 def test_delta_across_clear_gives_every_session_since(built: Built) -> None:
     since = built.commits[3]  # session A not ended yet, B and C not started
     text = ok(built.project, "delta", "--since", since, "--max-chars", "0").decode()
-    heads = re.findall(r"^## Session (\S+): (\S+), (\d+) records", text, re.MULTILINE)
-    assert heads == [(SESSION_A, "main.jsonl", str(len(split_lines(EXCERPT)) - 31)),
-                     (SESSION_A, "subagents/agent-a2898e3.jsonl",
-                      str(len(appended(built.stored[3][stored_path(SESSION_A, SUB_FILE)],
-                                       AGENT)))),
-                     (SESSION_B, "main.jsonl", str(len(split_lines(SHORT)))),
-                     (SESSION_C, "main.jsonl", str(len(split_lines(OLD_FORMAT))))]
-    assert "**User:**" in text and "→ " in text  # prompts and tool calls rendered
+    heads = re.findall(r"^## Session (\S+): (\d+) records added", text, re.MULTILINE)
+    main = len(split_lines(EXCERPT)) - 31
+    agent = len(appended(built.stored[3][stored_path(SESSION_A, SUB_FILE)], AGENT))
+    assert heads == [(SESSION_A, str(main + agent)), (SESSION_B, str(len(split_lines(SHORT)))),
+                     (SESSION_C, str(len(split_lines(OLD_FORMAT))))]
+    # the subagent in one line; prompts and tool calls rendered
+    assert re.search(rf"^- subagent agent-a2898e3 \(\+{agent} records, \d+ tool calls\); "
+                     "answered: ", text, re.MULTILINE)
+    assert "**User:**" in text and "→ " in text
 
 
 def test_delta_for_subagents(built: Built) -> None:
@@ -492,7 +493,9 @@ def test_delta_for_subagents(built: Built) -> None:
 def test_delta_markdown_is_bounded_and_says_what_it_left_out(built: Built) -> None:
     text = ok(built.project, "delta", "--max-chars", "4000").decode()
     assert len(text) <= 4000
-    assert re.search(r"… \d+ earlier entries \(\d+ characters\) left out", text)
+    assert re.search(r"^… left out to fit 4,000 characters: [^;]*\d+ (earlier messages?|tool "
+                     r"calls?); `cmem delta --max-chars 0` shows everything\.$", text,
+                     re.MULTILINE)
     everything = ok(built.project, "delta", "--max-chars", "0").decode()
     assert len(everything) > 4000 and "left out" not in everything
     # newest kept: the last session's last record
@@ -573,7 +576,10 @@ def test_log_options(built: Built) -> None:
     assert [e["commit"] for e in log_json(p, "--session", "7f3e", "-n", "1")] == \
         [built.commits[7]]
     assert [e["event"] for e in log_json(p, "--event", "pre-compact")] == ["pre-compact"] * 2
-    assert log_json(p, "--event", "no-such-event") == []
+    for wrong in (["--event", "no-such-event"], ["--session", "zzzz"]):
+        done = run(p, "log", *wrong)
+        assert done.returncode == 2 and done.stdout == b"", wrong
+        assert b"cmem: error: " in done.stderr and b"hint: " in done.stderr, wrong
     added = {path: appended(built.stored[3].get(path, b""), data)
              for path, data in built.stored[4].items()}
     size = sum(len(data) - len(built.stored[3].get(path, b""))
@@ -691,9 +697,14 @@ def test_show_a_commit(built: Built) -> None:
     out = ok(built.project, "show", built.commits[4]).decode()
     assert out.startswith(f"commit {built.commits[4]}\n")
     assert "Cmem-Event: session-end" in out and "Cmem-Reason: clear" in out
-    changed = out.split("files changed:\n", 1)[1].split()
-    assert changed == ["active-context.md", stored_path(SESSION_A),
-                       stored_path(SESSION_A, "subagents/agent-a2898e3.jsonl")]
+    # like git show: the records each transcript gained, then the memory file's patch
+    gained = re.findall(r"^=== session (\S+) (\S+): \+(\d+) records$", out, re.MULTILINE)
+    assert gained == [(SESSION_A, "main.jsonl", str(len(appended(
+                          built.stored[3][stored_path(SESSION_A)], EXCERPT)))),
+                      (SESSION_A, SUB_FILE, str(len(appended(
+                          built.stored[3][stored_path(SESSION_A, SUB_FILE)], AGENT))))]
+    assert "**Claude:**" in out and "\n+++ b/active-context.md\n" in out
+    assert re.search(r"^\+> Last Session End: .* clear · session " + SESSION_A, out, re.MULTILINE)
     assert ok(built.project, "show") == ok(built.project, "show", "HEAD")
 
 
@@ -863,7 +874,7 @@ def test_status_after_a_document_with_a_remote_and_a_hook_error(
     assert len(data["errors"]) == 1 and "does not exist" in data["errors"][0]["message"]
     text = ok(project, "status").decode()
     assert "document   document: auth refactor" in text
-    assert "since then 1 backups in 1 sessions" in text
+    assert "since then 1 backup in 1 session\n" in text
     assert f"remote     origin {remote} ahead 1 behind 0" in text
     assert "hook error pre-compact:" in text
 
