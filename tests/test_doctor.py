@@ -344,8 +344,7 @@ def test_cmem_hooks_in_the_shared_settings_are_moved(project: Project) -> None:
     assert "which your team shares" in done.stdout
     fix(project)
     assert json.loads(shared.read_text()) == {"model": "opus"}
-    assert set(json.loads(local.read_text())["hooks"]) == {"SessionStart", "PreCompact",
-                                                           "SessionEnd", "Stop"}
+    assert set(json.loads(local.read_text())["hooks"]) == set(HOOK_EVENTS)
 
 
 def test_memory_folder_tracked_by_the_project(project: Project) -> None:

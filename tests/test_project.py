@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cmem_git.settings import HOOK_EVENTS
 from conftest import CORPUS, MINIMAL_PATH, PYTHON, Project, cmem, git, payload, run_hook
 
 USER_SETTINGS = {
@@ -130,7 +131,7 @@ def test_init_moves_what_names_this_machine_into_personal_files(tmp_path: Path) 
     shared = json.loads((root / ".claude" / "settings.json").read_text())
     assert shared == USER_SETTINGS  # the user's own hooks and keys stay
     local = json.loads((root / ".claude" / "settings.local.json").read_text())
-    assert set(local["hooks"]) == {"SessionStart", "PreCompact", "SessionEnd", "Stop"}
+    assert set(local["hooks"]) == set(HOOK_EVENTS)
     assert install in json.dumps(local)
     ignored = subprocess.run(["git", "-C", str(root), "check-ignore", "-q",
                               ".claude/settings.local.json"])
