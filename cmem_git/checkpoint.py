@@ -16,6 +16,7 @@ import pygit2
 
 from . import automemory, backup, memory
 from .config import Config
+from .errors import StorageError
 
 if TYPE_CHECKING:
     from .redact import Redactor
@@ -168,8 +169,13 @@ def _memory(store: Store, base: pygit2.Tree | None, edit: Edit | None
 
 
 def _index_ids(store: Store) -> dict[str, pygit2.Oid]:
-    index = store.repo.index
-    index.read(True)
+    try:
+        index = store.repo.index
+        index.read(True)
+    except pygit2.GitError as error:
+        # Not a full disk (what a GitError while building suggests): say what helps.
+        raise StorageError(f"the index of {store.workdir} is corrupt ({error})",
+                           hint="`cmem doctor --fix` rebuilds it from the last commit") from None
     ids = {}
     for name in memory.FILES:
         try:

@@ -47,6 +47,8 @@ def _project_here() -> Path:
 
 
 def _print_report(report: Report, nothing: str = "nothing to do: already set up") -> None:
+    if report.root:
+        click.echo(report.root)
     for action in report.actions:
         click.echo(action)
     for note in report.notes:
@@ -78,17 +80,22 @@ def init(device: str | None, force: bool, claude_md: bool, remote_url: str | Non
     With --remote URL (a second machine), the memory already on URL is fetched and adopted:
     memory files still as the templates left them take the remote's content.
 
-    Creates .claude/memory (or adopts an existing claude-memory folder there, committing
-    everything in it), writes active-context.md and project-memory.md from templates where
-    missing, writes the per-device config .claude/memory/cmem.yaml, hides the memory repository
-    from the project's own git, merges cmem's hooks into .claude/settings.json and installs
-    the slash commands /document-and-save, /resume-latest, /coalesce and /discard-backup into
-    .claude/commands/. Running it again changes nothing.
+    The project is the folder that has .claude/memory, else the nearest folder with .claude/
+    up to the git top level, else the git top level (init says which). Creates .claude/memory
+    (or adopts a claude-memory folder there: documents, pending markers, raw/ backups and its
+    old hooks), writes active-context.md and project-memory.md from templates where missing,
+    writes the per-device config .claude/memory/cmem.yaml, hides the memory repository and
+    .claude/settings.local.json from the project's own git, merges cmem's hooks into
+    .claude/settings.local.json (personal: they name this machine's cmem) and installs the slash
+    commands /document-and-save, /resume-latest, /coalesce and /discard-backup into
+    ~/.claude/commands/. Running it again changes nothing.
     """
     from . import project as project_mod
-    project = paths.find_project(Path.cwd()) or Path.cwd()
-    _print_report(project_mod.init(project.resolve(), sys.executable, device, force, claude_md))
-    _register_recall(project.resolve())
+    project, why = project_mod.find_root(Path.cwd())
+    report = project_mod.init(project, sys.executable, device, force, claude_md)
+    report.root = f"project: {project} ({why})"
+    _print_report(report)
+    _register_recall(project)
     if remote_url:
         from . import sync as sync_mod
         store = _store(project)
@@ -107,13 +114,14 @@ def _register_recall(project: Path) -> None:
 
 @cli.command()
 def uninstall() -> None:
-    """Remove cmem's hooks from .claude/settings.json, its MCP server registration and its
-    skill (nothing else; the memory stays)."""
+    """Remove cmem's hooks from .claude/settings.local.json and .claude/settings.json, its MCP
+    server registration and its skill (nothing else; the memory and the slash commands stay)."""
     from . import project as project_mod
     from . import registration
     project = _project_here()
     _print_report(project_mod.uninstall(project),
-                  "nothing to do: cmem's hooks are not in .claude/settings.json")
+                  "nothing to do: cmem's hooks are not in .claude/settings.local.json "
+                  "or .claude/settings.json")
     for line in registration.unregister(project.resolve()):
         click.echo(line)
 
@@ -446,16 +454,24 @@ def fresh_start(yes: bool) -> None:
 @cli.command()
 @click.option("--fix", is_flag=True, help="Repair what can be repaired safely.")
 def doctor(fix: bool) -> None:
-    """Check the installation: repository, config, hooks, slash commands, locks, hook errors,
-    files in step, the project's git not seeing the memory. Exit status 1 if a problem stays."""
+    """Check the installation: repository (missing objects, core.worktree, read-only), config,
+    hooks (and claude-memory's old ones, and cmem's in the shared settings.json), slash
+    commands, locks, index, hook errors, files in step, what the project's git sees or tracks.
+
+    With --fix, repairs what is safe (reinstalls hooks and commands for this cmem, moves them
+    out of shared files, removes claude-memory's hooks keeping a copy, clears a dead process's
+    locks, rebuilds the index from the last commit) and says what it changed. Exit status 1 if
+    a problem stays."""
     from . import doctor as doctor_mod
     project = paths.find_project(Path.cwd()) or Path.cwd()
     found = doctor_mod.examine(project)
     if fix:
         for finding in found:
             if finding.fix is not None:
-                finding.fix()
+                changes = finding.fix()
                 click.echo(f"fixed: {finding.problem}")
+                for change in changes or []:
+                    click.echo(f"  {change}")
         found = doctor_mod.examine(project)
     for finding in found:
         click.echo(f"problem ({finding.check}): {finding.problem}\n  hint: {finding.hint}")

@@ -46,7 +46,7 @@ def save(store: Store, project: Path, text: bytes, title: str | None,
     """Commit `text` as a new session document together with the pointer to it."""
     now = now or checkpoint.now()
     front, body = split_front_matter(text)
-    title = (title or str(front.get("title") or "") or _heading(body) or "session").strip()
+    title = (title or title_in(text) or "session").strip()
     title = store.clean_text(title)  # it becomes a file name, which no filter sees again
     previous = last(store, required=False)
     path = _unused_path(store, f"{SESSIONS}/session-{now:%Y-%m-%d-%H%M%S}-{slug(title)}.md")
@@ -194,6 +194,12 @@ def _others(front: dict[str, Any]) -> dict[str, Any]:
 def _join(front: dict[str, Any], body: bytes) -> bytes:
     header = yaml.safe_dump(front, sort_keys=False, allow_unicode=True, default_flow_style=None)
     return f"---\n{header}---\n\n".encode() + body.lstrip(b"\n")
+
+
+def title_in(text: bytes) -> str | None:
+    """A document's own title: its front matter's, else its first heading."""
+    front, body = split_front_matter(text)
+    return str(front.get("title") or "") or _heading(body)
 
 
 def _heading(body: bytes) -> str | None:

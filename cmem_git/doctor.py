@@ -1,27 +1,35 @@
 """`cmem doctor`: check an installation, say how to fix each problem, fix what is safe to fix.
 
 Each check returns findings; a finding with a `fix` can be repaired without asking, because the
-repair only adds what cmem itself installs or finishes what a killed cmem left undone.
+repair only adds what cmem itself installs, moves cmem's own entries out of files the team
+shares, takes out claude-memory's hooks (keeping a copy of the file), rebuilds what a commit
+holds anyway (the index) or finishes what a killed cmem left undone. What belongs to the user
+(their project's index, a read-only mount, a `core.worktree` they set) is reported with the
+command to run, never changed.
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import shlex
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import pygit2
 
-from . import errorlog, paths, project as project_mod, settings, worktree
+from . import adoption, errorlog, paths, project as project_mod, settings, worktree
 from .config import load_config
 from .errors import CmemError
 from .lock import clear_stale, cmem_dir, interrupted
 from .store import Store
+
+Fix = Callable[[], "list[str] | None"]
 
 
 @dataclass(frozen=True)
@@ -29,33 +37,77 @@ class Finding:
     check: str
     problem: str
     hint: str
-    fix: Callable[[], None] | None = None
+    fix: Fix | None = None  # returns what it changed, when there is more to say than `problem`
 
 
 def examine(project: Path) -> list[Finding]:
     memory = paths.memory_dir(project)
     if not (memory / ".git").is_dir():
         return [Finding("repository", f"no memory repository at {memory}", "run `cmem init`")]
-    found = _repository(memory) + _config(project) + _hooks(project) + _commands(project)
-    found += _lock(memory) + _errors(memory) + _excluded(project)
-    if not any(f.check == "repository" for f in found):
-        found += _worktree(memory)
+    broken = _repository(memory)
+    writable = not broken and not (broken := _read_only(memory))
+    found = broken + _config(project) + _hooks(project) + _shared_hooks(project)
+    found += _old_hooks(project) + _commands(project) + _project_commands(project)
+    found += _lock(memory) if writable else []
+    found += _errors(memory) + _excluded(project) + _tracked(project)
+    if writable:
+        index = _index(memory)
+        found += index or _worktree(memory)
     return found
 
 
 def _repository(memory: Path) -> list[Finding]:
+    repo = pygit2.Repository(str(memory))
+    elsewhere = _foreign_worktree(memory, repo)
+    if elsewhere:
+        return elsewhere
     try:
-        store = Store(pygit2.Repository(str(memory)))
-        store.tip()
-    except (CmemError, pygit2.GitError, KeyError) as error:
+        store = Store(repo)
+        branch = store.branch
+    except (CmemError, pygit2.GitError) as error:
         return [Finding("repository", f"cannot read {memory}: {error}",
                         "see `git -C .claude/memory status`")]
+    ref = repo.references.get(branch)
+    if ref is not None and ref.target not in repo:
+        return [Finding("repository", f"the commit {ref.target} that {branch} points at is "
+                        f"missing from {memory / '.git' / 'objects'}",
+                        "restore the repository from a remote (`git clone`) or a backup; "
+                        f"`git -C {shlex.quote(str(memory))} fsck` lists what else is missing")]
+    return _fsck(memory)
+
+
+def _fsck(memory: Path) -> list[Finding]:
+    # Without the index: a corrupt one is a problem of its own (_index), not of history.
+    env = {**_git_env(), "GIT_INDEX_FILE": str(Path(tempfile.gettempdir()) / "cmem-no-index")}
     done = subprocess.run(["git", "-C", str(memory), "fsck", "--no-dangling", "--no-progress"],
-                          capture_output=True, text=True, env=_git_env())
+                          capture_output=True, text=True, env=env)
     if done.returncode != 0:
         return [Finding("repository", f"git fsck found problems: {done.stderr.strip()[:500]}",
                         "restore from a remote or backup; `git -C .claude/memory fsck` for detail")]
     return []
+
+
+def _foreign_worktree(memory: Path, repo: pygit2.Repository) -> list[Finding]:
+    """core.worktree set to another folder: cmem's working files would be written there."""
+    workdir = Path(repo.workdir).resolve() if repo.workdir else None
+    if workdir == memory.resolve():
+        return []
+    command = f"git -C {shlex.quote(str(memory))} config --unset core.worktree"
+    return [Finding("repository", f"core.worktree in {memory / '.git' / 'config'} points at "
+                    f"{workdir}: cmem would write the memory's files there, not in {memory}",
+                    f"run `{command}` (cmem keeps its files in {memory} itself)")]
+
+
+def _read_only(memory: Path) -> list[Finding]:
+    gitdir = memory / ".git"
+    places = [gitdir, gitdir / "objects", gitdir / "refs" / "heads", gitdir / "index", memory]
+    blocked = [p for p in places if p.exists() and not os.access(p, os.W_OK)]
+    if not blocked:
+        return []
+    return [Finding("read-only", f"cannot write to {blocked[0]}: every backup fails (a "
+                    "read-only file system, or files owned by another user)",
+                    "remount it read-write, or take the files back: "
+                    f"`sudo chown -R \"$(id -un)\" {shlex.quote(str(memory))}`")]
 
 
 def _git_env() -> dict[str, str]:
@@ -71,10 +123,10 @@ def _config(project: Path) -> list[Finding]:
 
 
 def _hooks(project: Path) -> list[Finding]:
-    path = project_mod.settings_path(project)
+    path = project_mod.local_settings_path(project)
 
-    def reinstall() -> None:
-        settings.install_hooks(path, sys.executable)
+    def reinstall() -> list[str]:
+        return _changes(lambda r: project_mod.install_hooks(project, sys.executable, r))
 
     try:
         installed = settings.cmem_commands(path)
@@ -93,6 +145,43 @@ def _hooks(project: Path) -> list[Finding]:
     return found
 
 
+def _changes(step: Callable[[project_mod.Report], None]) -> list[str]:
+    report = project_mod.Report()
+    step(report)
+    return report.actions
+
+
+def _shared_hooks(project: Path) -> list[Finding]:
+    """cmem's hooks in the settings the team shares (where cmem before 0.2 put them)."""
+    path = project_mod.settings_path(project)
+    try:
+        found = settings.cmem_commands(path)
+    except CmemError as error:
+        return [Finding("hooks", str(error), error.hint or "fix the file")]
+    if not found:
+        return []
+    return [Finding("hooks", f"cmem's hooks are in {path}, which your team shares: they name "
+                    "this machine's cmem, which other machines do not have",
+                    "`cmem doctor --fix` moves them to .claude/settings.local.json (personal)",
+                    lambda: _changes(lambda r: project_mod.install_hooks(project,
+                                                                         sys.executable, r)))]
+
+
+def _old_hooks(project: Path) -> list[Finding]:
+    files = [project_mod.settings_path(project), project_mod.local_settings_path(project)]
+    try:
+        found = adoption.old_hooks(project, files)
+    except CmemError:
+        return []  # an unreadable settings file is reported by _hooks
+    return [Finding("old hooks", f"claude-memory's hooks still run from {path}: "
+                    f"{'; '.join(commands)}",
+                    "they write markers and raw/ copies beside cmem's backups: `cmem doctor "
+                    "--fix` takes them out (keeping a copy of the file; the scripts stay)",
+                    lambda: adoption.remove_old_hooks(project, files))
+            for path, commands in found.items()]
+
+
+@functools.lru_cache(maxsize=None)
 def _runs(command: str) -> bool:
     """Whether the interpreter a hook names can import cmem."""
     try:
@@ -106,35 +195,84 @@ def _runs(command: str) -> bool:
     return done.returncode == 0
 
 
+@functools.lru_cache(maxsize=None)
+def _command_runs(command: str) -> bool:
+    """Whether a slash command's cmem (a script, or `python -m cmem_git`) runs."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return False
+    if not words or not os.access(words[0], os.X_OK) or not Path(words[0]).is_file():
+        return False
+    return subprocess.run([*words, "--version"], capture_output=True, timeout=30).returncode == 0
+
+
 def _commands(project: Path) -> list[Finding]:
-    folder = project / ".claude" / "commands"
-    missing = [name for name in project_mod.command_templates()
-               if not (folder / name).is_file()]
-    if not missing:
+    folder = project_mod.commands_dir()
+    templates = project_mod.command_templates()
+    missing = [name for name in templates if not (folder / name).is_file()]
+    dead = {}
+    for name in sorted(set(templates) - set(missing)):
+        command = project_mod.installed_cmem(folder / name, templates[name])
+        if command is not None and not _command_runs(command):
+            dead[name] = command
+    fix = _install_commands(project)
+    found = []
+    if missing:
+        found.append(Finding("commands", f"slash commands missing from {folder}: "
+                             f"{', '.join(sorted(missing))}",
+                             "run `cmem doctor --fix` (your own files are never overwritten)",
+                             fix))
+    if dead:
+        found.append(Finding("commands", f"slash commands {', '.join(dead)} in {folder} run "
+                             f"{next(iter(dead.values()))}, which does not run",
+                             "the install moved or was removed: `cmem doctor --fix` points "
+                             "them at this cmem", fix))
+    return found
+
+
+def _project_commands(project: Path) -> list[Finding]:
+    """Slash commands an earlier cmem wrote into the project's shared .claude/commands/."""
+    old = project_mod.project_commands(project)
+    if not old:
         return []
-    command = project_mod.cmem_command(sys.executable)
+    return [Finding("commands", f"{', '.join(str(p) for p in old)} name this machine's cmem "
+                    "in a folder your team shares",
+                    f"`cmem doctor --fix` moves them to {project_mod.commands_dir()}",
+                    _install_commands(project))]
 
-    def fix() -> None:
-        project_mod.install_commands(project, command, False, project_mod.Report())
 
-    return [Finding("commands", f"slash commands missing from {folder}: {', '.join(missing)}",
-                    "run `cmem doctor --fix` (your own files are never overwritten)", fix)]
+def _install_commands(project: Path) -> Fix:
+    def fix() -> list[str]:
+        report = project_mod.Report()
+        project_mod.install_commands(project_mod.cmem_command(sys.executable), False, report)
+        project_mod.retire_project_commands(project, report)
+        return report.actions
+    return fix
 
 
 def _lock(memory: Path) -> list[Finding]:
     gitdir = memory / ".git"
-    stale = interrupted(gitdir) or any(
-        (gitdir / name).exists() for name in ("index.lock", "HEAD.lock"))
-    if not stale or _held(gitdir):
+    locks = _git_locks(gitdir)
+    if not (interrupted(gitdir) or locks) or _held(gitdir):
         return []
 
-    def fix() -> None:
-        clear_stale(gitdir)
+    def fix() -> list[str]:
+        cleared = clear_stale(gitdir)
         (gitdir / "cmem" / "writing").unlink(missing_ok=True)
         Store(pygit2.Repository(str(memory))).repair()
+        return [f"removed {path}" for path in cleared]
 
-    return [Finding("lock", "a stale lock or unfinished write from a killed cmem or git",
+    named = f" ({', '.join(str(p.relative_to(gitdir)) for p in locks)})" if locks else ""
+    return [Finding("lock", f"a stale lock{named} or unfinished write from a killed cmem or "
+                    "git: every commit fails until it goes",
                     "run `cmem doctor --fix` to clear it and finish the file update", fix)]
+
+
+def _git_locks(gitdir: Path) -> list[Path]:
+    found = [gitdir / name for name in ("index.lock", "HEAD.lock", "packed-refs.lock")
+             if (gitdir / name).exists()]
+    return found + sorted((gitdir / "refs").rglob("*.lock"))
 
 
 def _held(gitdir: Path) -> bool:
@@ -166,20 +304,48 @@ def _excluded(project: Path) -> list[Finding]:
     repo = pygit2.Repository(found)
     if repo.workdir is None:
         return []
-    memory = paths.memory_dir(project).resolve()
+    probes = [paths.memory_dir(project) / "active-context.md",
+              project_mod.local_settings_path(project)]
     try:
-        relative = memory.relative_to(Path(repo.workdir).resolve()).as_posix()
-        ignored = repo.path_is_ignored(relative + "/active-context.md")
+        seen = [probe for probe in probes
+                if not repo.path_is_ignored(project_mod.relative(repo, probe).rstrip("/"))]
     except (ValueError, pygit2.GitError):
         return []
-    if ignored:
+    if not seen:
         return []
 
     def fix() -> None:
         project_mod.hide_from_project(project, project_mod.Report())
 
-    return [Finding("project", "the project's git repository sees .claude/memory",
+    return [Finding("project", "the project's git repository sees "
+                    f"{', '.join(str(p.relative_to(project)) for p in seen)}",
                     "run `cmem doctor --fix` (adds it to .git/info/exclude)", fix)]
+
+
+def _tracked(project: Path) -> list[Finding]:
+    return [Finding("project", f"your project's git tracks {path}: {why}",
+                    f"stop tracking it (your files stay): `{command}`")
+            for path, why, command in project_mod.tracked(project)]
+
+
+def _index(memory: Path) -> list[Finding]:
+    repo = pygit2.Repository(str(memory))
+    try:
+        repo.index.read(True)
+        return []
+    except pygit2.GitError as error:
+        problem = str(error)
+
+    def fix() -> None:
+        (memory / ".git" / "index").unlink(missing_ok=True)
+        fresh = pygit2.Repository(str(memory))
+        index = fresh.index
+        index.read_tree(fresh.head.peel(pygit2.Tree))
+        index.write()  # working files stay as they are: an edit shows as one, as in git
+
+    return [Finding("index", f"the index {memory / '.git' / 'index'} is corrupt ({problem}): "
+                    "every backup fails", "`cmem doctor --fix` rebuilds it from the last "
+                    "commit (working files are kept)", fix)]
 
 
 def _worktree(memory: Path) -> list[Finding]:

@@ -90,10 +90,20 @@ def run(store: Store, device: str, projects: Path | None, legacy: Path | None = 
     if legacy is not None:
         if progress is not None:
             progress(len(sessions), total, "claude-memory files")
-        _import_files(store, device, legacy, backups, report)
+        import_files(store, device, legacy, backups, report)
     if progress is not None:
         progress(total, total, "done")
     return report
+
+
+def import_backups(store: Store, device: str, projects: Path | None, backups: list[Backup],
+                   report: Report) -> None:
+    """Only these backups, each session with its live transcript when Claude Code still has
+    it (so the live one wins main.jsonl, as in `run`); no other session is touched."""
+    sessions = [s for s in plan(projects, backups, report) if s.backups]
+    report.sessions += len(sessions)
+    for session in sessions:
+        _import_session(store, device, session, report)
 
 
 # --- what there is to import --------------------------------------------------------------
@@ -239,8 +249,8 @@ def chunk_files(path: str, data: bytes) -> dict[str, bytes]:
 
 # --- documents and the rest of a claude-memory folder ------------------------------------
 
-def _import_files(store: Store, device: str, folder: Path, found: list[Backup],
-                  report: Report) -> None:
+def import_files(store: Store, device: str, folder: Path, found: list[Backup],
+                 report: Report) -> None:
     files = legacy_mod.files(store, folder, found)
     if not files:
         return

@@ -11,9 +11,11 @@ Everything else is kept as it is. In another folder, documents go to sessions/ (
 stored under any name is not added again; a different one with a taken name gets `-imported`)
 and every other file (memory files, markers, logs, backups without a session id) to
 imported/claude-memory/<its path>, where a later import replaces it and history keeps the
-earlier version. The folder `cmem init` adopted (.claude/memory itself) was committed by init:
-there only documents and markers written since, and backups without a session id, are
-committed where they are.
+earlier version. The folder `cmem init` adopted (.claude/memory itself) was committed by init
+(adoption.py), all but raw/ and the pending markers: there documents and other markers written
+since are committed where they are, and backups without a session id and the pending markers'
+text under imported/claude-memory/, because raw/ and the markers stay out of the working tree
+that cmem keeps in step (raw/ is ignored there, the markers are removed once imported).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .store import Store, subtree
 LEGACY = "imported/claude-memory"
 RAW = "raw"
 SESSIONS = "sessions"
+PENDING = ".pending-backup-*"  # claude-memory's "not yet documented" markers
 
 
 @dataclass(frozen=True)
@@ -74,15 +77,18 @@ def backups(folder: Path, problems: list[str]) -> list[Backup]:
     raw = folder / RAW
     found = raw.rglob("*.jsonl") if raw.is_dir() else folder.glob("*.jsonl")
     paths = {path.resolve() for path in found if _regular(path)}
-    paths |= set(_marked(folder, problems))
+    paths |= set(marked(folder, problems))
     return [_backup(p) for p in sorted(paths) if p.is_file()]
 
 
-def _marked(folder: Path, problems: list[str]) -> Iterable[Path]:
+def markers(folder: Path, pattern: str = ".*backup*") -> list[Path]:
+    return [path for path in sorted(folder.glob(pattern))
+            if _regular(path) and path.name != ".backup-log"]
+
+
+def marked(folder: Path, problems: list[str], pattern: str = ".*backup*") -> Iterable[Path]:
     """Backups that claude-memory's marker files name (they hold the backup's path)."""
-    for marker in sorted(folder.glob(".*backup*")):
-        if not marker.is_file() or marker.name == ".backup-log":
-            continue
+    for marker in markers(folder, pattern):
         named = marker.read_text(encoding="utf-8", errors="replace").strip().splitlines()
         if not named or not named[0].strip().endswith(".jsonl"):
             continue
@@ -143,11 +149,13 @@ def _stored(store: Store, base: pygit2.Tree | None, path: str, data: bytes) -> b
 
 
 def _adopted_files(folder: Path, loose: list[Path]) -> dict[str, bytes]:
-    """In the adopted folder: documents and markers written since `cmem init`, and backups no
-    session claims, committed where they are (or under imported/ when they lie outside)."""
-    paths = loose + list((folder / SESSIONS).rglob("*.md")) + list(folder.glob("session-*.md"))
-    paths += list(folder.glob(".*backup*"))
-    return {_place(p, folder, ""): p.read_bytes() for p in paths if _regular(p)}
+    """In the adopted folder: documents and markers written since `cmem init` where they are;
+    backups no session claims and pending markers under imported/claude-memory/."""
+    paths = list((folder / SESSIONS).rglob("*.md")) + list(folder.glob("session-*.md"))
+    paths += [path for path in markers(folder) if not path.match(PENDING)]
+    kept = {_place(p, folder, ""): p.read_bytes() for p in paths if _regular(p)}
+    aside = loose + markers(folder, PENDING)
+    return kept | {_place(p, folder, LEGACY + "/"): p.read_bytes() for p in aside if _regular(p)}
 
 
 def _foreign_files(folder: Path, base: pygit2.Tree | None, placed: set[Path],

@@ -1,4 +1,8 @@
-"""cmem's hooks in a Claude Code settings file (`<project>/.claude/settings.json`): add them, remove them.
+"""cmem's hooks in a Claude Code settings file: add them, remove them, move them.
+
+The hook command names this machine's install, so it belongs in `.claude/settings.local.json`, which
+Claude Code treats as personal; `.claude/settings.json` is shared with the team, and hooks that earlier
+cmem versions put there are moved out (`move_hooks`).
 
 The file belongs to the user, so every edit is a merge: other keys, other hooks and their order stay as
 they were, and a run that changes nothing does not write at all (the file stays byte-identical). A
@@ -20,7 +24,7 @@ import re
 import shlex
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from cmem_git.errors import SettingsError
 
@@ -87,21 +91,36 @@ def cmem_commands(path: Path) -> dict[str, str]:
 
 def uninstall_hooks(path: Path) -> list[str]:
     """Remove every cmem hook, and the groups, events and "hooks" table that leaves empty."""
+    return [f"removed {event} hook" for event, _ in remove_hooks(path, is_cmem_command)]
+
+
+def remove_hooks(path: Path, doomed: Callable[[str], bool], backup: Path | None = None
+                 ) -> list[tuple[str, str]]:
+    """Remove the command hooks `doomed` picks (and what that leaves empty); (event, command)
+    of each. With `backup`, the file as it was is copied there first."""
     settings = _read(path)
     table: Json = settings.get("hooks", {})
-    changes = []
+    removed = []
     for event in list(table):
-        found = _cmem_hooks(table[event])
+        found = _hooks(table[event], doomed)
         if found:
             _remove(table[event], found)
-            changes.append(f"removed {event} hook")
+            removed += [(event, hook["command"]) for _, hook in found]
             if not table[event]:
                 del table[event]
-    if changes:
+    if removed:
         if not table:
             del settings["hooks"]
+        if backup is not None:
+            _replace_atomically(backup, path.read_text(encoding="utf-8"), _mode(path.resolve()))
         _write(path, settings)
-    return changes
+    return removed
+
+
+def hook_commands(path: Path) -> list[str]:
+    """Every command hook in the file, in order."""
+    return [hook["command"] for groups in _read(path).get("hooks", {}).values()
+            for _, hook in _hooks(groups, lambda _: True)]
 
 
 def _timeouts(overrides: dict[str, int] | None) -> dict[str, int]:
@@ -128,11 +147,15 @@ def _install_one(groups: list[Any], wanted: Json) -> str | None:
 
 def _cmem_hooks(groups: list[Any]) -> list[tuple[Json, Json]]:
     """(group, hook) for every cmem hook; shapes we do not know are not ours and are skipped."""
+    return _hooks(groups, is_cmem_command)
+
+
+def _hooks(groups: list[Any], wanted: Callable[[str], bool]) -> list[tuple[Json, Json]]:
     return [(group, hook) for group in groups
             if isinstance(group, dict) and isinstance(group.get("hooks"), list)
             for hook in group["hooks"]
             if isinstance(hook, dict) and isinstance(hook.get("command"), str)
-            and is_cmem_command(hook["command"])]
+            and wanted(hook["command"])]
 
 
 def _remove(groups: list[Any], doomed: list[tuple[Json, Json]]) -> None:

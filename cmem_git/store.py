@@ -106,6 +106,10 @@ class Store:
         if not (memory / ".git").is_dir():
             raise NotInitialized(f"no memory repository at {memory}")
         store = cls(_open(str(memory)))
+        if store.workdir.resolve() != memory.resolve():
+            raise StorageError(f"core.worktree of {memory} points at {store.workdir}: cmem "
+                               "would write the memory's files there",
+                               hint="run `cmem doctor` for the command that fixes it")
         if interrupted(store.gitdir):
             store.repair()
         return store
@@ -171,7 +175,13 @@ class Store:
         ref = self.repo.references.get(self.branch)
         if ref is None:
             return None
-        commit = self.repo[ref.target]
+        try:
+            commit = self.repo[ref.target]
+        except KeyError:
+            raise StorageError(f"the commit {ref.target} that {self.branch} points at is "
+                               f"missing from {self.gitdir / 'objects'}",
+                               hint="run `cmem doctor`; restore from a remote or a backup"
+                               ) from None
         assert isinstance(commit, pygit2.Commit)
         return commit
 
@@ -195,6 +205,11 @@ class Store:
                     prepared = self._prepare(build, tip)
                     if prepared is None:
                         return None
+            stale = self.gitdir / f"{self.branch}.lock"
+            if stale.exists():  # git's lock on the branch, which our flock does not cover
+                raise StorageError(f"{stale} exists: a git or cmem process holds the branch, or "
+                                   "died holding it", hint="`cmem doctor --fix` removes a lock "
+                                   "no process holds; nothing was committed")
         finally:
             self.repo.filtered.clear()
             self.repo.redacted.clear()
@@ -270,8 +285,8 @@ class Store:
                 return False
             ref.set_target(new, message)  # libgit2 checks the value read above: a true CAS
             return True
-        except (pygit2.AlreadyExistsError, pygit2.GitError, KeyError):
-            return False
+        except (pygit2.AlreadyExistsError, pygit2.GitError, KeyError, OSError):
+            return False  # OSError: another holds git's lock on the ref (see `commit`)
 
     def signature(self) -> pygit2.Signature:
         try:

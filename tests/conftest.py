@@ -76,10 +76,14 @@ class Project:
         return folder
 
     def settings(self) -> dict[str, Any]:
-        return json.loads((self.root / ".claude" / "settings.json").read_text())
+        """The personal settings, where `cmem init` puts its hooks (the shared settings.json
+        where there are none, as an earlier cmem left them)."""
+        local = self.root / ".claude" / "settings.local.json"
+        path = local if local.exists() else local.with_name("settings.json")
+        return json.loads(path.read_text())
 
     def hook_command(self, event: str) -> str:
-        """The command cmem wrote into settings.json for a Claude Code event."""
+        """The command cmem wrote into settings.local.json for a Claude Code event."""
         groups = self.settings()["hooks"][event]
         return str(groups[-1]["hooks"][0]["command"])
 
@@ -117,7 +121,7 @@ def project(tmp_path: Path, hermetic: Path) -> Project:
 
 def run_hook(project: Project, event: str, payload: dict[str, Any] | bytes,
              cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
-    """Run the hook exactly as Claude Code does: the command from settings.json through a
+    """Run the hook exactly as Claude Code does: the command from settings.local.json through a
     shell, JSON on stdin, from another folder, with a PATH that lacks cmem's virtualenv."""
     data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     env = {"HOME": str(project.home), "PATH": MINIMAL_PATH,

@@ -671,7 +671,7 @@ _COMMANDS = ("coalesce.md", "discard-backup.md", "document-and-save.md", "resume
 
 
 def command_file(project: Project, name: str) -> tuple[dict[str, Any], str]:
-    text = (project.root / ".claude" / "commands" / name).read_text()
+    text = (project.home / ".claude" / "commands" / name).read_text()
     match = re.match(r"---\n(.*?)\n---\n", text, re.DOTALL)
     assert match, f"{name} has no front matter"
     front = yaml.safe_load(match[1])
@@ -701,7 +701,7 @@ def commands_in(body: str) -> list[str]:
 
 
 def test_slash_commands_are_valid_claude_code_command_files(project: Project) -> None:
-    folder = project.root / ".claude" / "commands"
+    folder = project.home / ".claude" / "commands"  # personal: they name this machine's cmem
     assert sorted(p.name for p in folder.iterdir()) == sorted(_COMMANDS)
     script = shlex.quote(str(CMEM_SCRIPT))
     for name in _COMMANDS:
@@ -776,7 +776,7 @@ def test_document_and_save_without_arguments_takes_the_heading(project: Project)
 
 
 def test_init_keeps_a_users_command_file_unless_forced(project: Project) -> None:
-    folder = project.root / ".claude" / "commands"
+    folder = project.home / ".claude" / "commands"
     installed = {name: (folder / name).read_bytes() for name in _COMMANDS}
     mine = b"---\ndescription: my own coalescing\n---\n\nSummarise the day my way.\n"
     (folder / "coalesce.md").write_bytes(mine)
@@ -793,7 +793,7 @@ def test_init_keeps_a_users_command_file_unless_forced(project: Project) -> None
 
 def test_init_keeps_a_users_command_file_that_mentions_cmem(project: Project) -> None:
     """A user's own /coalesce that happens to call cmem is still the user's file."""
-    target = project.root / ".claude" / "commands" / "coalesce.md"
+    target = project.home / ".claude" / "commands" / "coalesce.md"
     mine = (b"---\ndescription: my coalesce\nallowed-tools: Bash(cmem delta:*)\n---\n\n"
             b"Run `cmem delta` and summarise it in the team's format.\n")
     target.write_bytes(mine)
@@ -811,7 +811,7 @@ def test_init_keeps_a_users_command_file_in_a_new_project(tmp_path: Path) -> Non
     done = cmem("init", cwd=root)
     assert done.returncode == 0, done.stderr
     assert (root / ".claude" / "commands" / "resume-latest.md").read_bytes() == mine
-    assert (root / ".claude" / "commands" / "coalesce.md").is_file()
+    assert (Path(os.environ["HOME"]) / ".claude" / "commands" / "coalesce.md").is_file()
 
 
 def test_init_claude_md_adds_the_import_once(project: Project) -> None:

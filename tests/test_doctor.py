@@ -17,8 +17,10 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from cmem_git.settings import HOOK_EVENTS
-from conftest import CORPUS, PYTHON, Project, cmem, payload, run_hook
+from conftest import CORPUS, PYTHON, Project, cmem, git, payload, run_hook
 
 SHORT = CORPUS / "spotter" / "short.jsonl"
 HEALTHY = "everything is in order"
@@ -109,7 +111,7 @@ def test_invalid_config(project: Project) -> None:
 
 
 def test_missing_hook_is_reinstalled_and_other_hooks_kept(project: Project) -> None:
-    path = project.root / ".claude" / "settings.json"
+    path = project.root / ".claude" / "settings.local.json"
     settings = json.loads(path.read_text())
     wanted = settings["hooks"]["SessionEnd"][0]["hooks"][0]["command"]
     del settings["hooks"]["SessionEnd"]
@@ -125,7 +127,7 @@ def test_missing_hook_is_reinstalled_and_other_hooks_kept(project: Project) -> N
 
 
 def test_hook_with_a_missing_interpreter_is_pointed_at_this_cmem(project: Project) -> None:
-    path = project.root / ".claude" / "settings.json"
+    path = project.root / ".claude" / "settings.local.json"
     text = path.read_text()
     gone = "/opt/removed-venv/bin/python"
     assert text.count(json.dumps(PYTHON)[1:-1]) == len(HOOK_EVENTS)
@@ -149,17 +151,18 @@ def test_hook_with_a_missing_interpreter_is_pointed_at_this_cmem(project: Projec
     assert done.returncode == 0, done.stderr
 
 
-def test_unreadable_settings_are_reported_not_repaired(project: Project) -> None:
-    path = project.root / ".claude" / "settings.json"
+@pytest.mark.parametrize("name", ["settings.json", "settings.local.json"])
+def test_unreadable_settings_are_reported_not_repaired(project: Project, name: str) -> None:
+    path = project.root / ".claude" / name
     path.write_text('{"hooks": {')
-    assert_finds(project, "hooks", "settings.json")
+    assert_finds(project, "hooks", name)
     done = doctor(project, "--fix")
     assert done.returncode == 1
     assert path.read_text() == '{"hooks": {'
 
 
 def test_missing_slash_command_is_installed_and_users_files_kept(project: Project) -> None:
-    folder = project.root / ".claude" / "commands"
+    folder = project.home / ".claude" / "commands"
     installed = (folder / "coalesce.md").read_bytes()
     (folder / "coalesce.md").unlink()
     mine = b"# my own resume command\n"
@@ -287,11 +290,11 @@ def test_broken_repository(project: Project) -> None:
 
 
 def test_fix_repairs_several_problems_at_once(project: Project) -> None:
-    path = project.root / ".claude" / "settings.json"
+    path = project.root / ".claude" / "settings.local.json"
     settings = json.loads(path.read_text())
     del settings["hooks"]["Stop"]
     path.write_text(json.dumps(settings))
-    (project.root / ".claude" / "commands" / "discard-backup.md").unlink()
+    (project.home / ".claude" / "commands" / "discard-backup.md").unlink()
     (project.memory / ".git" / "cmem" / "writing").write_text("4242")
     (project.memory / ".git" / "index.lock").write_bytes(b"")
     exclude = project.root / ".git" / "info" / "exclude"
@@ -308,3 +311,154 @@ def test_unreadable_repository_head_detached(project: Project) -> None:
     assert_finds(project, "repository", "detached")
     project.git("checkout", "-q", "main")
     assert_healthy_doctor(project)
+
+
+# --- issue 12: what a team, a claude-memory user or a moved install runs into ------------
+
+def test_claude_memory_hooks_left_in_the_settings(project: Project) -> None:
+    scripts = project.root / ".claude" / "hooks"
+    scripts.mkdir()
+    (scripts / "on-session-end.sh").write_text("cp \"$t\" .claude/memory/raw/\n")
+    (scripts / "notify.sh").write_text("notify-send done\n")
+    path = project.root / ".claude" / "settings.json"
+    mine = {"hooks": [{"type": "command", "command": "bash .claude/hooks/notify.sh"}]}
+    old = {"hooks": [{"type": "command", "command": "bash .claude/hooks/on-session-end.sh"}]}
+    path.write_text(json.dumps({"hooks": {"SessionEnd": [old, mine]}}))
+    before = path.read_bytes()
+    assert_finds(project, "old hooks", "on-session-end.sh", str(path))
+    out = fix(project)
+    assert "settings.json.cmem-backup-" in out  # says what it changed, and where the copy is
+    assert json.loads(path.read_text()) == {"hooks": {"SessionEnd": [mine]}}
+    (copy,) = (project.root / ".claude").glob("settings.json.cmem-backup-*")
+    assert copy.read_bytes() == before
+    assert (scripts / "on-session-end.sh").is_file()
+
+
+def test_cmem_hooks_in_the_shared_settings_are_moved(project: Project) -> None:
+    local = project.root / ".claude" / "settings.local.json"
+    shared = project.root / ".claude" / "settings.json"
+    shared.write_text(json.dumps({"model": "opus", **json.loads(local.read_text())}))
+    local.unlink()
+    done = doctor(project)
+    assert done.returncode == 1 and set(problems(done)) == {"hooks"}, done.stdout
+    assert "which your team shares" in done.stdout
+    fix(project)
+    assert json.loads(shared.read_text()) == {"model": "opus"}
+    assert set(json.loads(local.read_text())["hooks"]) == set(HOOK_EVENTS)
+
+
+def test_memory_folder_tracked_by_the_project(project: Project) -> None:
+    gitdir = project.memory / ".git"
+    gitdir.rename(gitdir.with_name("aside"))  # as before `cmem init` made it a repository
+    git(project.root, "add", "-f", ".claude/memory/active-context.md")
+    git(project.root, "commit", "-qm", "committed by hand")
+    gitdir.with_name("aside").rename(gitdir)
+    out = assert_finds(project, "project", "tracks .claude/memory")
+    command = f"git -C {shlex.quote(str(project.root))} rm -r --cached -- .claude/memory"
+    assert command in out
+    assert doctor(project, "--fix").returncode == 1  # the user's index is never changed
+    assert git(project.root, "ls-files", ".claude/memory") != ""
+    subprocess.run(shlex.split(command), check=True, capture_output=True)
+    assert_healthy_doctor(project)
+
+
+def test_slash_commands_pointing_at_a_removed_install(project: Project) -> None:
+    folder = project.home / ".claude" / "commands"
+    installed = {p.name: p.read_text() for p in folder.iterdir()}
+    script = shlex.quote(str(Path(PYTHON).parent / "cmem"))
+    for name, text in installed.items():
+        (folder / name).write_text(text.replace(script, "/opt/removed-venv/bin/cmem"))
+    assert_finds(project, "commands", "does not run", "/opt/removed-venv/bin/cmem")
+    fix(project)
+    assert {p.name: p.read_text() for p in folder.iterdir()} == installed
+
+
+def test_slash_commands_an_earlier_cmem_put_in_the_project(project: Project) -> None:
+    shared = project.root / ".claude" / "commands"
+    shared.mkdir()
+    user = project.home / ".claude" / "commands"
+    for path in user.iterdir():
+        path.rename(shared / path.name)
+    (shared / "mine.md").write_text("# my own\n")
+    done = doctor(project)
+    assert set(problems(done)) == {"commands"} and "your team shares" in done.stdout, done.stdout
+    out = fix(project)
+    assert "removed " in out and "installed /coalesce" in out
+    assert [p.name for p in shared.iterdir()] == ["mine.md"]
+    assert len(list(user.iterdir())) == 4
+
+
+def test_corrupt_index(project: Project) -> None:
+    (project.memory / ".git" / "index").write_bytes(b"DIRC garbage")
+    saved = cmem("doc", "save", "-", cwd=project.root, input=b"# Blocked\n")
+    assert saved.returncode == 1
+    said = saved.stderr.decode()
+    assert "index" in said and "corrupt" in said and "cmem doctor --fix" in said, said
+    assert "disk" not in said  # not taken for a full disk
+    assert_finds(project, "index", "corrupt")
+    fix(project)
+    assert git_status(project) == ""
+    assert cmem("doc", "save", "-", cwd=project.root, input=b"# Works\n").returncode == 0
+
+
+def test_stale_ref_lock(project: Project) -> None:
+    lock = project.memory / ".git" / "refs" / "heads" / "main.lock"
+    lock.write_text("0" * 40 + "\n")  # git died while moving main
+    saved = cmem("doc", "save", "-", cwd=project.root, input=b"# Blocked\n")
+    assert saved.returncode == 1 and b"main.lock exists" in saved.stderr, saved.stderr
+    assert_finds(project, "lock", "refs/heads/main.lock")
+    out = fix(project)
+    assert f"removed {lock}" in out
+    assert cmem("doc", "save", "-", cwd=project.root, input=b"# Works\n").returncode == 0
+
+
+def _in_read_only_mount(folder: Path, command: list[str]) -> list[str]:
+    """`command` run where `folder` is a read-only mount: a private mount namespace (as root,
+    or as anyone where user namespaces are allowed), else with write permission removed."""
+    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
+    if probe.returncode == 0:
+        mount = f"mount --bind -o ro {shlex.quote(str(folder))} {shlex.quote(str(folder))}"
+        return ["unshare", "-rm", "sh", "-c", f"{mount} && exec {shlex.join(command)}"]
+    assert os.geteuid() != 0, "root without mount namespaces cannot make a folder read-only"
+    subprocess.run(["chmod", "-R", "a-w", str(folder)], check=True)
+    return command
+
+
+def test_read_only_repository(project: Project) -> None:
+    script = str(Path(PYTHON).parent / "cmem")
+    try:
+        for args in (["doctor"], ["doctor", "--fix"]):
+            done = subprocess.run(_in_read_only_mount(project.memory, [script, *args]),
+                                  cwd=project.root, capture_output=True, text=True)
+            assert done.returncode == 1, done.stdout + done.stderr
+            assert set(problems(done)) == {"read-only"}, done.stdout + done.stderr
+            assert "cannot write to" in done.stdout and "  hint: " in done.stdout
+            assert HEALTHY not in done.stdout and "fixed" not in done.stdout
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(project.memory)], check=True)
+    assert_healthy_doctor(project)
+
+
+def test_core_worktree_pointing_elsewhere(project: Project, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    project.git("config", "core.worktree", str(elsewhere))
+    out = assert_finds(project, "repository", "core.worktree", str(elsewhere))
+    command = f"git -C {shlex.quote(str(project.memory))} config --unset core.worktree"
+    assert command in out
+    status = cmem("status", cwd=project.root)
+    assert status.returncode == 1 and b"core.worktree" in status.stderr
+    assert list(elsewhere.iterdir()) == []  # nothing was written there
+    assert doctor(project, "--fix").returncode == 1
+    subprocess.run(shlex.split(command), check=True)
+    assert_healthy_doctor(project)
+
+
+def test_missing_commit_object(project: Project) -> None:
+    head = project.git("rev-parse", "HEAD").strip()
+    (project.memory / ".git" / "objects" / head[:2] / head[2:]).unlink()
+    out = assert_finds(project, "repository", head, "missing")
+    assert "KeyError" not in out
+    status = cmem("status", cwd=project.root)
+    assert status.returncode == 1, status.stderr  # a cmem error, not an internal one (3)
+    assert f"the commit {head}".encode() in status.stderr and b"KeyError" not in status.stderr

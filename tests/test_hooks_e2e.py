@@ -862,10 +862,11 @@ def test_full_disk(earlier: Earlier, event: str) -> None:
 
 @pytest.mark.parametrize("event", EVENTS)
 def test_project_without_cmem_init(project: Project, tmp_path: Path, event: str) -> None:
-    """A clone whose committed .claude/settings.json has cmem's hooks, but no `cmem init` ran."""
+    """A clone whose committed .claude/settings.json has cmem's hooks (as an earlier cmem put
+    them there), but no `cmem init` ran."""
     other = Project(tmp_path / "cloned project", project.home)
     (other.root / ".claude").mkdir(parents=True)
-    shutil.copyfile(project.root / ".claude" / "settings.json",
+    shutil.copyfile(project.root / ".claude" / "settings.local.json",
                     other.root / ".claude" / "settings.json")
     sid = session_id("uninitialised")
     transcript = other.transcripts / f"{sid}.jsonl"

@@ -226,13 +226,15 @@ def test_an_adopted_claude_memory_folder_loses_nothing(tmp_path: Path, hermetic:
     (memory / "sessions").mkdir()
     (memory / "sessions" / "session-2026-01-01-1000.md").write_text("# auth work\n")
     (memory / "active-context.md").write_text("# Active Context\nmine\n")
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    assert cmem("init", cwd=root).returncode == 0
+    pending = (memory / ".pending-backup-exit").read_text()
     project = Project(root, hermetic)
     (project.transcripts / "sess-a.jsonl").write_bytes(s["sess-a"])
     (project.transcripts / "sess-d.jsonl").write_bytes(s["sess-d"])
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    done = cmem("init", cwd=root)  # adoption imports the backups, with their live sessions
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.decode()
 
-    out = run_import(project)
     files = stored(memory)
     for name, data in backups.items():
         if name != "notes.jsonl":
@@ -248,11 +250,15 @@ def test_an_adopted_claude_memory_folder_loses_nothing(tmp_path: Path, hermetic:
     assert files["transcripts/sess-e/main.jsonl"] == s["sess-e"]
     assert not any(k.startswith("transcripts/sess-b/imported/2026010") and "agent" not in k
                    for k in files)  # b's copies were all prefixes of b: nothing else added
-    for name in (".pending-backup-exit", ".last-compact-backup", ".last-exit-backup",
-                 "raw/notes.jsonl", "sessions/session-2026-01-01-1000.md"):
+    for name in (".last-compact-backup", ".last-exit-backup",
+                 "sessions/session-2026-01-01-1000.md"):
         assert project.git("show", f"HEAD:{name}") == (memory / name).read_text()
-    assert "8 claude-memory backups: 5 added, 3 already stored" in out
-    assert project.git("status", "--porcelain") == ""
+    assert project.git("show", "HEAD:imported/claude-memory/raw/notes.jsonl") == \
+        (raw / "notes.jsonl").read_text()  # raw/ itself stays out of the tree
+    assert project.git("show", "HEAD:imported/claude-memory/.pending-backup-exit") == pending
+    assert not (memory / ".pending-backup-exit").exists()
+    assert "imported 9 claude-memory backups from raw/" in out
+    assert project.git("status", "--porcelain", "--untracked-files=all") == ""
     before = commits(project)
     assert "nothing new to import" in run_import(project)
     assert commits(project) == before

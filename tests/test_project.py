@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPUS, MINIMAL_PATH, Project, cmem, git, payload, run_hook
+from cmem_git.settings import HOOK_EVENTS
+from conftest import CORPUS, MINIMAL_PATH, PYTHON, Project, cmem, git, payload, run_hook
 
 USER_SETTINGS = {
     "permissions": {"allow": ["Bash(npm test)"]},
@@ -47,21 +48,21 @@ def test_init_creates_everything(project: Project) -> None:
 
 def test_project_repository_does_not_see_memory(project: Project) -> None:
     seen = git(project.root, "status", "--porcelain", "--untracked-files=all").splitlines()
-    assert seen == ["?? .claude/commands/coalesce.md", "?? .claude/commands/discard-backup.md",
-                    "?? .claude/commands/document-and-save.md",
-                    "?? .claude/commands/resume-latest.md", "?? .claude/settings.json",
-                    "?? .claude/skills/cmem-recall/SKILL.md"]
-    exclude = (project.root / ".git" / "info" / "exclude").read_text()
-    assert "/.claude/memory/" in exclude.splitlines()
+    assert seen == ["?? .claude/skills/cmem-recall/SKILL.md"]  # hooks in the ignored
+    # settings.local.json, commands in ~/.claude; the skill names no path of this machine
+    exclude = (project.root / ".git" / "info" / "exclude").read_text().splitlines()
+    assert {"/.claude/memory/", "/.claude/settings.local.json"} <= set(exclude)
 
 
 def test_init_twice_changes_nothing(project: Project) -> None:
-    settings = (project.root / ".claude" / "settings.json").read_bytes()
+    settings = (project.root / ".claude" / "settings.local.json").read_bytes()
+    commands = {p: p.read_bytes() for p in (project.home / ".claude" / "commands").iterdir()}
     head = git(project.memory, "rev-parse", "HEAD")
     exclude = (project.root / ".git" / "info" / "exclude").read_bytes()
     done = _init(project.root)
     assert b"nothing to do" in done.stdout
-    assert (project.root / ".claude" / "settings.json").read_bytes() == settings
+    assert (project.root / ".claude" / "settings.local.json").read_bytes() == settings
+    assert {p: p.read_bytes() for p in commands} == commands
     assert git(project.memory, "rev-parse", "HEAD") == head
     assert (project.root / ".git" / "info" / "exclude").read_bytes() == exclude
 
@@ -69,10 +70,15 @@ def test_init_twice_changes_nothing(project: Project) -> None:
 def test_init_keeps_user_settings_and_uninstall_removes_only_cmem(tmp_path: Path) -> None:
     root = tmp_path / "app"
     (root / ".claude").mkdir(parents=True)
-    (root / ".claude" / "settings.json").write_text(json.dumps(USER_SETTINGS, indent=2))
+    shared = root / ".claude" / "settings.json"
+    local = root / ".claude" / "settings.local.json"
+    shared.write_text(json.dumps(USER_SETTINGS, indent=2))
+    local.write_text(json.dumps(USER_SETTINGS, indent=2))
+    before = shared.read_bytes()
     _init(root)
     _init(root)
-    merged = json.loads((root / ".claude" / "settings.json").read_text())
+    assert shared.read_bytes() == before  # the team's file is not touched
+    merged = json.loads(local.read_text())
     assert merged["permissions"] == USER_SETTINGS["permissions"]
     assert merged["model"] == "opus"
     assert merged["hooks"]["PostToolUse"] == USER_SETTINGS["hooks"]["PostToolUse"]
@@ -80,33 +86,115 @@ def test_init_keeps_user_settings_and_uninstall_removes_only_cmem(tmp_path: Path
     assert len(merged["hooks"]["SessionEnd"]) == 2
     done = cmem("uninstall", cwd=root)
     assert done.returncode == 0, done.stderr
-    assert json.loads((root / ".claude" / "settings.json").read_text()) == USER_SETTINGS
+    assert json.loads(local.read_text()) == USER_SETTINGS
+    assert shared.read_bytes() == before
     assert (root / ".claude" / "memory" / ".git").is_dir()
 
 
-def test_init_adopts_claude_memory_folder(tmp_path: Path) -> None:
-    root = tmp_path / "legacy"
-    memory = root / ".claude" / "memory"
-    files = {
-        "active-context.md": b"# Active Context\n\n> Last Session Doc: sessions/s1.md\nmine\n",
-        "sessions/session-2026-01-01-auth.md": b"---\ntitle: auth\n---\nnotes\n",
-        "raw/backup-1.jsonl": (CORPUS / "spotter" / "short.jsonl").read_bytes(),
-        ".last-exit-backup": b"raw/backup-1.jsonl\n",
-        "odd name \u00e9.txt": b"\x00\xff binary\r\n",
-    }
-    for name, data in files.items():
-        (memory / name).parent.mkdir(parents=True, exist_ok=True)
-        (memory / name).write_bytes(data)
-    _init(root)
-    stored = _tree_files(memory)
-    for name, data in files.items():
-        assert stored[name] == data, name
-        assert (memory / name).read_bytes() == data  # nothing rewritten on disk
-    assert "project-memory.md" in stored  # the missing one comes from the template
-    assert git(memory, "status", "--porcelain") == ""
-    git(memory, "fsck", "--strict")
-    _init(root)
-    assert git(memory, "rev-list", "--count", "HEAD").strip() == "1"
+def _installed_by_an_earlier_cmem(root: Path) -> None:
+    """What cmem before 0.2 left: hooks in the shared settings.json, commands in the project's
+    .claude/commands/, both naming a virtualenv of this machine by absolute path, committed."""
+    (root / ".claude" / "commands").mkdir(parents=True)
+    hooks = {event: [{"hooks": [{"type": "command", "timeout": 5,
+                                 "command": f"/old/venv/bin/python -m cmem_git hook {sub}"}]}]
+             for event, sub in (("SessionStart", "session-start"), ("Stop", "stop"))}
+    settings = {**USER_SETTINGS, "hooks": {**USER_SETTINGS["hooks"], **hooks}}
+    (root / ".claude" / "settings.json").write_text(json.dumps(settings, indent=2))
+    from cmem_git.project import command_templates
+    for name, text in command_templates().items():
+        (root / ".claude" / "commands" / name).write_text(text.replace("{{cmem}}",
+                                                                       "/old/venv/bin/cmem"))
+    (root / ".claude" / "commands" / "mine.md").write_text("# my own command\n")
+    git(root, "add", ".claude")
+    git(root, "commit", "-qm", "team settings")
+
+
+def _tracked_files_naming(root: Path, text: str) -> list[str]:
+    """Files under .claude/ that the project's git tracks or would track (not ignored)."""
+    listed = git(root, "ls-files", "--cached", "--others", "--exclude-standard", "-z",
+                 "--", ".claude").split("\0")
+    return [name for name in listed if name and (root / name).is_file()
+            and text in (root / name).read_text(errors="replace")]
+
+
+def test_init_moves_what_names_this_machine_into_personal_files(tmp_path: Path) -> None:
+    root = tmp_path / "team project"
+    root.mkdir()
+    git(root, "init", "-q")
+    _installed_by_an_earlier_cmem(root)
+    done = _init(root)
+    out = done.stdout.decode()
+    assert "moved cmem's 2 hooks out of" in out and "settings.local.json (personal)" in out
+    assert "commit its removal" in out
+    install = str(Path(PYTHON).parent)
+    assert _tracked_files_naming(root, install) == []
+    assert _tracked_files_naming(root, "/old/venv") == []
+    shared = json.loads((root / ".claude" / "settings.json").read_text())
+    assert shared == USER_SETTINGS  # the user's own hooks and keys stay
+    local = json.loads((root / ".claude" / "settings.local.json").read_text())
+    assert set(local["hooks"]) == set(HOOK_EVENTS)
+    assert install in json.dumps(local)
+    ignored = subprocess.run(["git", "-C", str(root), "check-ignore", "-q",
+                              ".claude/settings.local.json"])
+    assert ignored.returncode == 0
+    assert [p.name for p in (root / ".claude" / "commands").iterdir()] == ["mine.md"]
+    status = git(root, "status", "--porcelain").splitlines()
+    assert sorted(status) == sorted([" M .claude/settings.json"] + [
+        f" D .claude/commands/{name}" for name in ("coalesce.md", "discard-backup.md",
+                                                   "document-and-save.md",
+                                                   "resume-latest.md")])
+    assert b"nothing to do" in _init(root).stdout
+
+
+def test_hooks_run_with_a_minimal_path_from_any_folder(project: Project, tmp_path: Path) -> None:
+    """The hook commands name the interpreter by absolute path: Claude Code's shell may have
+    neither the virtualenv nor the project on PATH, nor the project as cwd."""
+    sid = "0c9f2a1e-6b4d-4c3a-9e8f-7a6b5c4d3e2f"
+    transcript = project.transcripts / f"{sid}.jsonl"
+    transcript.write_bytes((CORPUS / "spotter" / "short.jsonl").read_bytes())
+    for cwd in (tmp_path, project.root / ".claude", Path("/")):
+        for event in ("SessionStart", "PreCompact", "SessionEnd", "Stop"):
+            done = run_hook(project, event, payload(event, sid, transcript, project.root), cwd=cwd)
+            assert done.returncode == 0, done.stderr
+            assert b"failed" not in done.stdout + done.stderr, (event, cwd, done.stdout)
+    assert f"Cmem-Session: {sid}" in project.git("log", "--format=%B")
+    assert project.git("status", "--porcelain") == ""
+
+
+def test_init_in_a_subdirectory_uses_the_git_top_level(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    deep = root / "src" / "pkg"
+    deep.mkdir(parents=True)
+    git(root, "init", "-q")
+    done = _init(deep)
+    assert f"project: {root} (the top level of its git repository)" in done.stdout.decode()
+    assert (root / ".claude" / "memory" / ".git").is_dir()
+    assert not (deep / ".claude").exists() and not (root / "src" / ".claude").exists()
+    again = _init(deep)  # now found by its memory repository
+    assert f"project: {root} (it has the memory repository)" in again.stdout.decode()
+
+
+def test_init_in_a_subdirectory_uses_the_folder_with_claude(tmp_path: Path) -> None:
+    root = tmp_path / "monorepo"
+    app = root / "apps" / "web"
+    (app / ".claude").mkdir(parents=True)
+    (app / "lib").mkdir()
+    git(root, "init", "-q")
+    done = _init(app / "lib")
+    assert f"project: {app} (the nearest folder with .claude/)" in done.stdout.decode()
+    assert (app / ".claude" / "memory" / ".git").is_dir()
+    assert not (root / ".claude").exists()
+    exclude = (root / ".git" / "info" / "exclude").read_text().splitlines()
+    assert "/apps/web/.claude/memory/" in exclude
+
+
+def test_init_never_takes_the_home_folder_for_a_project(tmp_path: Path, hermetic: Path) -> None:
+    (hermetic / ".claude").mkdir(exist_ok=True)  # Claude Code's own folder, not a project's
+    work = hermetic / "notes"
+    work.mkdir()
+    done = _init(work)
+    assert f"project: {work} (the current folder: no git repository)" in done.stdout.decode()
+    assert not (hermetic / ".claude" / "memory").exists()
 
 
 def test_init_refuses_invalid_config(project: Project) -> None:

@@ -839,7 +839,7 @@ def test_restore_round_trip(tmp_path: Path, laptop: Device, desktop: Device,
     wait_background(laptop)
     assert local_files(laptop.claude_folder) == files
 
-    assert not (desktop.project.home / ".claude").exists()  # a fresh HOME
+    assert not (desktop.project.home / ".claude" / "projects").exists()  # no transcripts yet
     desktop.ok("sync")
     out = desktop.ok("restore", sid[:8])
     assert out.count("wrote ") == len(files), out

@@ -48,7 +48,7 @@ def test_mock_answers_without_streaming_and_harmlessly_to_unknown_calls(api: Moc
 
 
 def break_stop_hook(machine: Machine) -> None:
-    path = machine.root / ".claude" / "settings.json"
+    path = machine.root / ".claude" / "settings.local.json"  # where `cmem init` puts hooks
     settings = json.loads(path.read_text())
     settings["hooks"]["Stop"][0]["hooks"][0]["command"] = "/nonexistent/python3 -m cmem_git hook stop"
     path.write_text(json.dumps(settings))
