@@ -183,6 +183,7 @@ def test_adopted_claude_memory_keeps_its_workflow(tmp_path: Path, hermetic: Path
     run(project, "doc", "save", "-", input=b"# After\n\nx\n")
     seen = git(root, "status", "--porcelain", "--untracked-files=all").splitlines()
     assert seen and all(line.startswith("D  .claude/memory/") or ".claude/settings.json" in line
+                        or line == "?? .claude/skills/cmem-recall/SKILL.md"
                         for line in seen), seen
 
 

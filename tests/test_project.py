@@ -139,7 +139,7 @@ def test_init_moves_what_names_this_machine_into_personal_files(tmp_path: Path) 
     assert ignored.returncode == 0
     assert [p.name for p in (root / ".claude" / "commands").iterdir()] == ["mine.md"]
     status = git(root, "status", "--porcelain").splitlines()
-    assert sorted(status) == sorted([" M .claude/settings.json"] + [
+    assert sorted(status) == sorted([" M .claude/settings.json", "?? .claude/skills/"] + [
         f" D .claude/commands/{name}" for name in ("coalesce.md", "discard-backup.md",
                                                    "document-and-save.md",
                                                    "resume-latest.md")])
