@@ -14,7 +14,7 @@ from typing import Any
 
 import pygit2
 
-from . import chunks, delta, render
+from . import chunks, delta, render, worktree
 from .backup import MAIN, ROOT
 from .context import age
 from .errors import CmemError
@@ -132,7 +132,7 @@ def changes(store: Store, old: str | None, new: str | None) -> Changes:
 def _uncommitted(store: Store) -> Changes:
     tip = store.tip()
     tree = tip.tree if tip is not None else None
-    flags = store.repo.status(untracked_files="all")
+    flags = worktree.status(store.repo, "all")
     files = []
     for path in sorted(flags):
         if flags[path] in (pygit2.GIT_STATUS_CURRENT, pygit2.GIT_STATUS_IGNORED):
