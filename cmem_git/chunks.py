@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 import pygit2
 
@@ -51,8 +51,9 @@ def chunk_name(offset: int, line: int) -> str:
     return f"{offset:012d}-{line:09d}"
 
 
-def cut(data: bytes, offset: int = 0, line: int = 0, size: int = CHUNK_SIZE) -> list[Piece]:
+def cut(data: bytes, offset: int = 0, line: int = 0, size: int | None = None) -> list[Piece]:
     """Split `data`, which starts at byte `offset` and line `line` of its file, into pieces."""
+    size = size or CHUNK_SIZE
     pieces = []
     start = 0
     while start < len(data):
@@ -62,6 +63,26 @@ def cut(data: bytes, offset: int = 0, line: int = 0, size: int = CHUNK_SIZE) -> 
         line += piece.count(b"\n")
         start = end
     return pieces
+
+
+def stream(handle: BinaryIO, start: int, end: int, line: int = 0,
+           size: int | None = None) -> Iterator[Piece]:
+    """The pieces `cut` makes of bytes [start, end) of an open file, reading only as far as the
+    next cut point needs: a few chunks in memory whatever the file's size (or one long line)."""
+    size = size or CHUNK_SIZE
+    handle.seek(start)
+    buffer, offset, left = b"", start, end - start
+    while buffer or left:
+        # A cut is final once the buffer is past `size` and holds a newline, or the end is read.
+        while left and (len(buffer) <= size or b"\n" not in buffer):
+            block = handle.read(min(left, max(size, 1 << 20)))
+            left = left - len(block) if block else 0  # a file cut short ends the stream
+            buffer += block
+        cut_at = _cut_point(buffer, 0, size)
+        piece, buffer = buffer[:cut_at], buffer[cut_at:]
+        yield Piece(offset, line, piece)
+        offset += len(piece)
+        line += piece.count(b"\n")
 
 
 def _cut_point(data: bytes, start: int, size: int) -> int:

@@ -35,6 +35,9 @@ EVENTS = {
 # SessionEnd hooks share a 1.5 s budget: wait briefly for the lock and leave the rest to the
 # next SessionStart, which backs up whatever changed since.
 _SESSION_END_WAIT = 0.8
+# Storing a long transcript (a first backup) stops after this many seconds of the hook, with
+# whole lines committed; the next hook continues. SessionEnd keeps inside its shared budget.
+_STORE_BUDGET = {"session-end": 0.9, "pre-compact": 30.0, "stop": 30.0, "session-start": 8.0}
 _MAX_INPUT = 16 * 1024 * 1024
 _SYNC_TIMEOUT = 8.0  # seconds for each git network call a hook makes
 BACKGROUND_SYNC = "background-sync"
@@ -62,6 +65,7 @@ class _Run:
     store: Store
     config: Config
     problems: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
 
 
 def parse(name: str, data: bytes) -> Event:
@@ -194,7 +198,8 @@ def _request(run_: _Run, edit: checkpoint.Edit | None = None) -> checkpoint.Requ
     trailer = EVENTS[event.name][2]
     detail = (trailer, event.detail) if trailer and event.detail else None
     return checkpoint.Request(event.name, event.session_id, _transcript(run_),
-                              run_.config.device, detail, edit)
+                              run_.config.device, detail, edit,
+                              deadline=run_.started + _STORE_BUDGET[event.name])
 
 
 def _transcript(run_: _Run) -> Path | None:

@@ -37,7 +37,8 @@ def recover(store: Store, request: checkpoint.Request, folder: Path) -> list[str
         stamp = _stamp(transcript)
         try:
             result = checkpoint.take(store, dataclasses.replace(
-                request, session_id=transcript.stem, transcript=transcript))
+                request, session_id=transcript.stem, transcript=transcript,
+                deadline=min(deadline, request.deadline or deadline)))
         except (CmemError, OSError) as error:
             problems.append(f"backup of {transcript.name} failed: {error}")
             continue

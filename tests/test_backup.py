@@ -246,14 +246,13 @@ def test_a_growing_transcript_keeps_its_chunk_boundaries(store: Store, claude: P
 def test_growth_in_any_steps_keeps_boundaries(tmp_path_factory: pytest.TempPathFactory,
                                               file: Path, size: int, steps: list[int]) -> None:
     """The same with small chunks, so that steps cross many boundaries and long lines."""
-    real_cut = chunks.cut
     folder = tmp_path_factory.mktemp("grow")
     store = Store.init(folder / "mem")
     final = whole_lines(file.read_bytes()[:30_000])  # up to ~150 chunks, checked out each time
     source = main_source(folder, b"")
     previous: list[Chunk] = []
     position = 0
-    with mock.patch.object(chunks, "cut", lambda d, o=0, n=0: real_cut(d, o, n, size)):
+    with mock.patch.object(chunks, "CHUNK_SIZE", size):
         for step in steps + [len(final)]:
             append(source.path, final[position:position + step])
             position = min(position + step, len(final))
