@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import checkpoint, context, errorlog, lock, memory, paths, recovery, sync
+from . import checkpoint, context, errorlog, lock, memory, packing, paths, recovery, sync
 from .backup import check_session_id
 from .config import Config, load_config
 from .errors import CmemError, HookInputError, NotInitialized
@@ -103,7 +103,11 @@ def run(name: str, data: bytes, environ: Mapping[str, str]) -> Output:
         project = _project(environ, event.cwd)
         if project is None:
             raise NotInitialized("no .claude/memory repository for this project")
-        return _handle(_start(event, project))
+        run_ = _start(event, project)
+        output = _handle(run_)
+        # After the commit, never waited for: a detached process packs when it is due.
+        packing.start_if_due(run_.store.gitdir)
+        return output
     except Exception as error:  # the one boundary of the hook path
         return _failure(name, project, error)
 
@@ -282,6 +286,8 @@ def _describe(error: Exception) -> str:
 def main(name: str) -> int:
     if name == BACKGROUND_SYNC:
         return background_sync(os.environ)
+    if name == packing.BACKGROUND_PACK:
+        return packing.background_pack(os.environ)
     if name not in EVENTS:
         sys.stderr.write(f"cmem hook: unknown event {name!r}; one of {', '.join(EVENTS)}\n")
         return 0
