@@ -130,11 +130,13 @@ def blob_data(repo: pygit2.Repository, oid: pygit2.Oid) -> bytes:
 def read_range(repo: pygit2.Repository, chunks: list[Chunk], start: int = 0,
                end: int | None = None) -> bytes:
     """Bytes [start, end) of a stored file, touching only the chunks that overlap the range."""
-    return b"".join(_range_parts(repo, chunks, start, end))
+    return b"".join(parts(repo, chunks, start, end))
 
 
-def _range_parts(repo: pygit2.Repository, chunks: list[Chunk], start: int,
-                 end: int | None) -> Iterator[bytes]:
+def parts(repo: pygit2.Repository, chunks: list[Chunk], start: int = 0,
+          end: int | None = None) -> Iterator[bytes]:
+    """Bytes [start, end) of a stored file, one chunk at a time: readers that write the file
+    somewhere (`cmem cat`, restore) hold one chunk in memory, not the file."""
     for index, chunk in enumerate(chunks):
         following = chunks[index + 1].offset if index + 1 < len(chunks) else None
         if following is not None and following <= start:

@@ -190,7 +190,8 @@ def cat(session: str, name: str, rev: str) -> None:
     from . import reading
     store = _store()
     commit = revisions.resolve(store, rev)
-    sys.stdout.buffer.write(reading.session_file(store, commit, session, name))
+    for part in reading.session_file_parts(store, commit, session, name):
+        sys.stdout.buffer.write(part)
 
 
 @cli.command()

@@ -16,7 +16,7 @@ import pygit2
 
 from cmem_git import backup, checkpoint, chunks
 from cmem_git.store import Store
-from conftest import CORPUS, Project, git, payload, run_hook, stored_file
+from conftest import CORPUS, Project, cmem, git, payload, run_hook, stored_file
 
 MiB = 1024 * 1024
 SID = "5f0c2a8e-1111-4222-8333-944455556666"
@@ -181,3 +181,27 @@ def test_hooks_leave_only_human_files_in_the_working_tree(project: Project) -> N
     assert stored_file(project.memory, SID) == path.read_bytes()
     assert isinstance(pygit2.Repository(str(project.memory)).head.peel(pygit2.Commit),
                       pygit2.Commit)
+
+
+def test_cat_and_restore_of_a_large_transcript_are_byte_exact(project: Project,
+                                                              tmp_path: Path) -> None:
+    data = transcript(24 * MiB)
+    path = project.transcripts / f"{SID}.jsonl"
+    path.write_bytes(data)
+    done = run_hook(project, "PreCompact", payload("PreCompact", SID, path, project.root))
+    assert done.returncode == 0 and done.stdout == b"", done.stdout
+    shown = cmem("cat", SID[:8], cwd=project.root)
+    assert shown.returncode == 0 and shown.stdout == data
+    target = tmp_path / "elsewhere"
+    restored = cmem("restore", SID[:8], "--to", str(target), cwd=project.root)
+    assert restored.returncode == 0, restored.stderr
+    assert (target / f"{SID}.jsonl").read_bytes() == data
+    again = cmem("restore", SID[:8], "--to", str(target), cwd=project.root)
+    assert b"already there" in again.stdout
+    with open(target / f"{SID}.jsonl", "ab") as handle:
+        handle.write(b'{"type":"user"}\n')
+    kept = cmem("restore", SID[:8], "--to", str(target), cwd=project.root)
+    assert b"kept" in kept.stdout, "a longer local file is newer, never truncated"
+    (target / f"{SID}.jsonl").write_bytes(data[:-10] + b"different\n")
+    refused = cmem("restore", SID[:8], "--to", str(target), cwd=project.root)
+    assert refused.returncode != 0 and b"different files exist" in refused.stderr
