@@ -228,10 +228,13 @@ def redaction(config: Config) -> backup.Transform | None:
     """The transcript filter the config asks for: secrets replaced, counted."""
     if not config.redaction:
         return None
-    redactor = secret_rules(config)
+    rules: list[Redactor] = []
 
     def transform(data: bytes) -> tuple[bytes, int]:
-        clean, counts = redactor.redact(data)
+        # Compiled on first use: a SessionStart with nothing to back up never pays for it.
+        if not rules:
+            rules.append(secret_rules(config))
+        clean, counts = rules[0].redact(data)
         return clean, sum(counts.values())
 
     return transform

@@ -13,7 +13,7 @@ from typing import Iterable, Mapping
 
 import pygit2
 
-from . import memory
+from . import memory, recent
 from .history import DOCUMENT, Entry, since_document, walk
 from .store import Store
 
@@ -83,7 +83,14 @@ def _staleness(repo: pygit2.Repository, tip: pygit2.Oid | None, hours: float,
 
 def last_content_change(repo: pygit2.Repository, tip: pygit2.Oid | None,
                         name: str) -> float | None:
-    """Commit time of the newest commit that changed `name`, ignoring cmem's exit line."""
+    """Commit time of the newest commit that changed `name`, ignoring cmem's exit line. Kept
+    between calls (recent.py), so only commits made since are read."""
+    return recent.content_change(repo, tip, name, _content,
+                                 lambda: _last_content_change(repo, tip, name))
+
+
+def _last_content_change(repo: pygit2.Repository, tip: pygit2.Oid | None,
+                         name: str) -> float | None:
     newer: tuple[bytes, int] | None = None
     for item in walk(repo, tip, _STALENESS_WALK):
         commit = repo[item.id]
