@@ -91,16 +91,7 @@ def last_content_change(repo: pygit2.Repository, tip: pygit2.Oid | None,
 
 def _last_content_change(repo: pygit2.Repository, tip: pygit2.Oid | None,
                          name: str) -> float | None:
-    newer: tuple[bytes, int] | None = None
-    for item in walk(repo, tip, _STALENESS_WALK):
-        commit = repo[item.id]
-        assert isinstance(commit, pygit2.Commit)
-        content = _content(commit.tree, name)
-        if newer is not None and content != newer[0]:
-            return newer[1]
-        newer = (content, item.time) if content is not None else None
-        if newer is None:
-            return None
+    newer = recent.same_content(repo, walk(repo, tip, _STALENESS_WALK), name, _content)[1]
     return newer[1] if newer else None
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import pygit2
 
@@ -73,24 +73,31 @@ def content_change(repo: pygit2.Repository, tip: pygit2.Oid | None, name: str,
     return changed
 
 
-def _changed_since(repo: pygit2.Repository, new: list[Entry], name: str, content: Content,
-                   kept: dict[str, Any]) -> float | None:
-    """Walk the new commits newest first while the content stays the same; if it is still the
-    same at the kept tip, the change is the kept one."""
+def same_content(repo: pygit2.Repository, items: Iterable[Entry], name: str, content: Content
+                 ) -> tuple[bool, tuple[bytes, float] | None]:
+    """Walk commits newest first while `name`'s content stays the same: (whether the commits
+    ran out first, (that content, time of the oldest commit with it) or None once absent)."""
     newer: tuple[bytes, float] | None = None
-    for item in new:
+    for item in items:
         commit = repo[item.id]
         assert isinstance(commit, pygit2.Commit)
         found = content(commit.tree, name)
         if newer is not None and found != newer[0]:
-            return newer[1]
+            return False, newer
         newer = (found, item.time) if found is not None else None
         if newer is None:
-            return None
-    if newer is None or _digest(newer[0]) == kept.get("digest"):
+            return False, None
+    return True, newer
+
+
+def _changed_since(repo: pygit2.Repository, new: list[Entry], name: str, content: Content,
+                   kept: dict[str, Any]) -> float | None:
+    """The new commits, then the kept answer if the content is still the same at the kept tip."""
+    ran_out, newer = same_content(repo, new, name, content)
+    if ran_out and (newer is None or _digest(newer[0]) == kept.get("digest")):
         time = kept.get("time")
         return float(time) if isinstance(time, (int, float)) else None
-    return newer[1]
+    return newer[1] if newer else None
 
 
 def _new_commits(repo: pygit2.Repository, tip: pygit2.Oid | None,

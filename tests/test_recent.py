@@ -28,10 +28,17 @@ def step(store: Store, path: Path, number: int) -> None:
     checkpoint.take(store, checkpoint.Request("stop", SID, path, "dev", edit_active=edit))
 
 
-def test_kept_answers_agree_with_full_walks(tmp_path: Path) -> None:
-    store = Store.init(tmp_path / "mem")
-    path = tmp_path / f"{SID}.jsonl"
+def history_of(folder: Path, count: int) -> tuple[Store, Path]:
+    store = Store.init(folder / "mem")
+    path = folder / f"{SID}.jsonl"
     path.write_bytes((CORPUS / "spotter" / "short.jsonl").read_bytes())
+    for number in range(count):
+        step(store, path, number)
+    return store, path
+
+
+def test_kept_answers_agree_with_full_walks(tmp_path: Path) -> None:
+    store, path = history_of(tmp_path, 0)
     for number in range(40):
         step(store, path, number)
         tip = store.tip()
@@ -44,11 +51,7 @@ def test_kept_answers_agree_with_full_walks(tmp_path: Path) -> None:
 
 def test_after_the_first_call_only_new_commits_are_read(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    store = Store.init(tmp_path / "mem")
-    path = tmp_path / f"{SID}.jsonl"
-    path.write_bytes(b"")
-    for number in range(12):
-        step(store, path, number)
+    store, path = history_of(tmp_path, 12)
     tip = store.tip()
     assert tip is not None
     history.since_document(store.repo, tip.id)
@@ -68,11 +71,7 @@ def test_after_the_first_call_only_new_commits_are_read(tmp_path: Path,
 
 
 def test_a_damaged_or_foreign_cache_only_costs_a_walk(tmp_path: Path) -> None:
-    store = Store.init(tmp_path / "mem")
-    path = tmp_path / f"{SID}.jsonl"
-    path.write_bytes(b"")
-    for number in range(6):
-        step(store, path, number)
+    store, _ = history_of(tmp_path, 6)
     tip = store.tip()
     assert tip is not None
     expected = history._since_document(store.repo, tip.id, 1000)
