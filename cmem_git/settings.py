@@ -42,6 +42,12 @@ DEFAULT_TIMEOUTS: dict[str, int] = {
     "Stop": 30,
 }
 
+# Hooks Claude Code need not wait for run with its `async: true` option: a Stop backup is a
+# throttled checkpoint whose result Claude never reads. SessionStart prints context, PreCompact
+# must commit before the transcript is compacted, and SessionEnd hooks may be killed when the
+# client exits, so those stay synchronous (SessionEnd hands its push to a detached process).
+ASYNC_EVENTS = ("Stop",)
+
 # `python -m cmem_git hook …` (what we write) or `cmem hook …` (the console script, possibly quoted).
 _CMEM_COMMAND = re.compile(r"-m\s+cmem_git\s+hook(?:\s|$)|(?:^|[\s/'\"])cmem['\"]?\s+hook(?:\s|$)")
 
@@ -67,7 +73,7 @@ def install_hooks(path: Path, executable: str, timeouts: dict[str, int] | None =
     changes = []
     for event, subcommand in HOOK_EVENTS.items():
         wanted = {"type": "command", "command": hook_command(executable, subcommand),
-                  "timeout": limits[event]}
+                  "timeout": limits[event], **({"async": True} if event in ASYNC_EVENTS else {})}
         change = _install_one(table.setdefault(event, []), wanted)
         if change:
             changes.append(f"{change} {event} hook")

@@ -134,7 +134,8 @@ def test_install_creates_the_file(path: Path) -> None:
     assert text == json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     assert data == {"hooks": {
         event: [{"hooks": [{"type": "command", "command": hook_command(PY, sub),
-                            "timeout": DEFAULT_TIMEOUTS[event]}]}]
+                            "timeout": DEFAULT_TIMEOUTS[event],
+                            **({"async": True} if event == "Stop" else {})}]}]
         for event, sub in HOOK_EVENTS.items()}}
     assert os.listdir(path.parent) == ["settings.json"]  # no temp file left behind
 
@@ -195,7 +196,8 @@ def test_moved_interpreter_is_updated_in_place(path: Path) -> None:
     install_hooks(path, PY)
     assert install_hooks(path, MOVED_PY) == [f"updated {event} hook" for event in HOOK_EVENTS]
     stop = read(path)["hooks"]["Stop"]
-    assert stop == [{"hooks": [mine, {**old, "command": hook_command(MOVED_PY, "stop")}, theirs]},
+    assert stop == [{"hooks": [mine, {**old, "command": hook_command(MOVED_PY, "stop"),
+                                      "async": True}, theirs]},
                     {"hooks": [theirs]}]
     assert install_hooks(path, MOVED_PY) == []
 
@@ -213,7 +215,7 @@ def test_duplicate_cmem_hooks_are_collapsed(path: Path) -> None:
     user = {"type": "command", "command": "log.sh"}
     write(path, {"hooks": {"Stop": [{"hooks": [dict(hook), user]}, {"hooks": [dict(hook)]}]}})
     assert "updated Stop hook" in install_hooks(path, PY)
-    assert read(path)["hooks"]["Stop"] == [{"hooks": [hook, user]}]
+    assert read(path)["hooks"]["Stop"] == [{"hooks": [{**hook, "async": True}, user]}]
 
 
 def test_blank_file_counts_as_empty_settings(path: Path) -> None:
