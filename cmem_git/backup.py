@@ -25,7 +25,6 @@ import pygit2
 
 from . import chunks
 from .errors import HookInputError
-from .pack import PackWriter
 from .store import lookup, subtree
 
 ROOT = "transcripts"
@@ -189,6 +188,8 @@ def _write(repo: pygit2.Repository, pieces: Iterable[tuple[_Piece, int]], size: 
            deadline: float | None) -> _Written:
     """Store the pieces as blobs: many bytes go into one new pack, compressed in parallel, a
     few (the usual append) into loose objects. Stops at `deadline` after whole chunks."""
+    from .pack import PackWriter  # threads and all: only when many bytes come at once
+
     sink = PackWriter(repo) if size >= PACK_FROM else None
     written = _Written()
     try:
