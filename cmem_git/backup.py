@@ -117,16 +117,28 @@ def back_up(repo: pygit2.Repository, base: pygit2.Tree | None, source: Source,
         if grown and end <= place[1]:
             return None  # nothing new, or an older read of what another hook committed
         if grown or not stored:
-            start, last = (place[0], stored[-1]) if grown else (0, None)
-            pieces = _redacted(chunks.stream(handle, start, end, last.line if last else 0),
-                               last.offset if last else 0, change)
-            written = _write(repo, pieces, end - start, deadline)
+            written: _Written | None = _appended(repo, handle, stored[-1] if grown else None,
+                                                 place[0] if grown else 0, end, change, deadline)
         else:
             handle.seek(0)
             written = _replacement(repo, stored, source, handle.read(end), change,
                                    continued_elsewhere)
-            if written is None:
-                return None
+    if written is None:
+        return None
+    return _file_backup(repo, base, source, stored, grown, written, counted, end)
+
+
+def _appended(repo: pygit2.Repository, handle: BinaryIO, last: chunks.Chunk | None, start: int,
+              end: int, change: Transform, deadline: float | None) -> _Written:
+    """File bytes [start, end) stored after `last` (the stored chunk they replace), streamed."""
+    pieces = _redacted(chunks.stream(handle, start, end, last.line if last else 0),
+                       last.offset if last else 0, change)
+    return _write(repo, pieces, end - start, deadline)
+
+
+def _file_backup(repo: pygit2.Repository, base: pygit2.Tree | None, source: Source,
+                 stored: list[chunks.Chunk], grown: bool, written: _Written, counted: int,
+                 end: int) -> FileBackup | None:
     changes: dict[str, pygit2.Oid | None] = {
         f"{source.stored}/{c.name}": None for c in stored if not grown or c is stored[-1]}
     changes.update({f"{source.stored}/{name}": oid for name, oid in written.blobs.items()})

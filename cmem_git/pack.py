@@ -129,7 +129,8 @@ def _index(entries: list[tuple[bytes, int, int]], checksum: bytes) -> bytes:
     for count in fanout:
         total += count
         cumulative.append(total)
-    small, large = [], []
+    small: list[int] = []
+    large: list[int] = []
     for _, _, offset in ordered:
         if offset < 0x80000000:
             small.append(offset)

@@ -112,7 +112,7 @@ def _new_commits(repo: pygit2.Repository, tip: pygit2.Oid | None,
             return None
         walker = repo.walk(tip, ORDER)
         walker.hide(base)
-        found = []
+        found: list[Entry] = []
         for commit in walker:
             if len(found) >= _MAX_NEW:
                 return None
