@@ -122,9 +122,22 @@ def count_lines(data: bytes) -> int:
 
 
 def blob_data(repo: pygit2.Repository, oid: pygit2.Oid) -> bytes:
-    blob = repo[oid]
-    assert isinstance(blob, pygit2.Blob)
-    return bytes(blob.data)
+    """A chunk's bytes. The last few are kept: a backup reads the stored last chunk up to four
+    times (its size, the check that the file still holds it, the map), and libgit2 caches no
+    blobs. Blobs never change, so an id is a safe key."""
+    found = _RECENT.get(oid)
+    if found is None:
+        blob = repo[oid]
+        assert isinstance(blob, pygit2.Blob)
+        found = bytes(blob.data)
+        if len(_RECENT) >= _KEEP:
+            del _RECENT[next(iter(_RECENT))]
+        _RECENT[oid] = found
+    return found
+
+
+_RECENT: dict[pygit2.Oid, bytes] = {}
+_KEEP = 4
 
 
 def read_range(repo: pygit2.Repository, chunks: list[Chunk], start: int = 0,
