@@ -63,17 +63,25 @@ def due(gitdir: Path, loose_limit: int = LOOSE_LIMIT, pack_limit: int = PACK_LIM
 
 def start_if_due(gitdir: Path, loose_limit: int = LOOSE_LIMIT,
                  pack_limit: int = PACK_LIMIT) -> bool:
-    """Start the background repack when it is due and none is running; True if started."""
-    if not due(gitdir, loose_limit, pack_limit) or not _claim(gitdir):
+    """Start the background repack when it is due and none is running; True if started.
+    Never raises: the commit that came before stands whatever happens here."""
+    try:
+        if not due(gitdir, loose_limit, pack_limit) or not _claim(gitdir):
+            return False
+    except OSError:
         return False
-    log = open(cmem_dir(gitdir) / "pack.log", "ab")
-    with log:
-        subprocess.Popen([sys.executable, "-m", "cmem_git", "hook", BACKGROUND_PACK],
-                         cwd=gitdir, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                         start_new_session=True,
-                         env={**_clean_env(), "CMEM_PACK_GITDIR": str(gitdir),
-                              "CMEM_PACK_FULL": "1" if pack_count(gitdir) > pack_limit else ""})
-    return True
+    try:
+        full = pack_count(gitdir) > pack_limit
+        with open(cmem_dir(gitdir) / "pack.log", "ab") as log:
+            subprocess.Popen([sys.executable, "-m", "cmem_git", "hook", BACKGROUND_PACK],
+                             cwd=gitdir, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                             start_new_session=True,
+                             env={**_clean_env(), "CMEM_PACK_GITDIR": str(gitdir),
+                                  "CMEM_PACK_FULL": "1" if full else ""})
+        return True
+    except OSError:
+        (gitdir / "cmem" / _MARKER).unlink(missing_ok=True)
+        return False
 
 
 def background_pack(environ: dict[str, str] | os._Environ[str]) -> int:
