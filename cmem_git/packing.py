@@ -4,8 +4,8 @@ Every hook commit writes a few loose objects (a chunk, the trees above it, the c
 long session's Stop commits rewrite the same last chunk again and again: 1,000 of them leave
 ~6,000 loose files at 20x the gzip size of the transcript. git packs when `gc.auto` says so, but
 nothing here runs git's porcelain, so cmem does the same check itself after each hook: past
-LOOSE_LIMIT loose objects (estimated from a few fan-out folders, as `git gc --auto` does) or
-PACK_LIMIT packs it starts a detached process that runs `git repack` and `git prune-packed`.
+LOOSE_LIMIT new loose objects (estimated from a few fan-out folders, as `git gc --auto` does)
+or PACK_LIMIT packs it starts a detached process that runs `git repack` and `git prune-packed`.
 The hook never waits for it (SessionEnd hooks share a 1.5 s budget). git's delta search keeps
 successive versions of a last chunk, which share their path, as deltas of one another.
 
@@ -26,16 +26,18 @@ from pathlib import Path
 from . import errorlog
 from .lock import cmem_dir
 
-LOOSE_LIMIT = 1000
-PACK_LIMIT = 20
+# ~40 Stop commits of a long session (a chunk, four trees and a commit each): the loose copies
+# of a 256 KiB last chunk add up fast, so the folder stays within 2x gzip of the transcript.
+LOOSE_LIMIT = 256
+PACK_LIMIT = 10
 BACKGROUND_PACK = "background-pack"
 _SAMPLE = 16  # fan-out folders counted: 00 to 0f
 _STALE = 3600.0  # seconds after which a packing marker whose process is gone is ignored
 _MARKER = "packing"
-_DONE = "packed"  # its time: when the last repack ended
-# Unreachable loose objects (a retried build's) stay loose until they are two weeks old, as in
-# `git gc`; so that they cannot make every hook start a repack, one waits this long after another.
-_INTERVAL = 600.0
+# The loose objects the last repack left: unreachable ones (a retried build's) stay loose until
+# they are two weeks old, as in `git gc`. Only loose objects beyond those count towards the
+# limit, so that they cannot make every hook start a repack that changes nothing.
+_DONE = "packed"
 
 
 def loose_estimate(gitdir: Path) -> int:
@@ -58,7 +60,15 @@ def pack_count(gitdir: Path) -> int:
 
 
 def due(gitdir: Path, loose_limit: int = LOOSE_LIMIT, pack_limit: int = PACK_LIMIT) -> bool:
-    return loose_estimate(gitdir) > loose_limit or pack_count(gitdir) > pack_limit
+    return (loose_estimate(gitdir) > _left_loose(gitdir) + loose_limit
+            or pack_count(gitdir) > pack_limit)
+
+
+def _left_loose(gitdir: Path) -> int:
+    try:
+        return int((gitdir / "cmem" / _DONE).read_text())
+    except (OSError, ValueError):
+        return 0
 
 
 def start_if_due(gitdir: Path, loose_limit: int = LOOSE_LIMIT,
@@ -94,7 +104,7 @@ def background_pack(environ: dict[str, str] | os._Environ[str]) -> int:
     except (OSError, subprocess.SubprocessError) as error:
         errorlog.record(gitdir, "background pack", str(error))
     finally:
-        (gitdir / "cmem" / _DONE).touch()
+        (gitdir / "cmem" / _DONE).write_text(str(loose_estimate(gitdir)))
         (gitdir / "cmem" / _MARKER).unlink(missing_ok=True)
     return 0
 
@@ -127,11 +137,6 @@ def wait(gitdir: Path, seconds: float) -> bool:
 def _claim(gitdir: Path) -> bool:
     """Create the marker (O_EXCL); a marker left by a process that died long ago is taken."""
     marker = cmem_dir(gitdir) / _MARKER
-    try:
-        if time.time() - (gitdir / "cmem" / _DONE).stat().st_mtime < _INTERVAL:
-            return False
-    except OSError:
-        pass
     try:
         if time.time() - marker.stat().st_mtime > _STALE:
             marker.unlink(missing_ok=True)

@@ -102,3 +102,18 @@ def test_a_hook_starts_the_repack_when_it_is_due(project: Project) -> None:
     assert objects(project.memory)["packs"] >= 1
     fsck_clean(project.memory)
     assert git(project.memory, "status", "--porcelain") == ""
+
+
+def test_loose_objects_a_repack_cannot_pack_do_not_start_another(tmp_path: Path) -> None:
+    """Unreachable loose objects stay until they are two weeks old, as in git gc."""
+    store = Store.init(tmp_path / "mem")
+    stop_commits(store, tmp_path / f"{SID}.jsonl", 3)
+    for index in range(600):
+        store.repo.create_blob(b"unreachable %d\n" % index)
+    assert packing.due(store.gitdir, loose_limit=100)
+    assert packing.start_if_due(store.gitdir, loose_limit=100)
+    assert packing.wait(store.gitdir, 120)
+    assert objects(store.workdir)["count"] >= 600, "unreachable and recent: kept loose"
+    assert not packing.due(store.gitdir, loose_limit=100), "no repack that would change nothing"
+    stop_commits(store, tmp_path / f"{SID}.jsonl", 30)
+    assert packing.due(store.gitdir, loose_limit=100), "new loose objects count again"
