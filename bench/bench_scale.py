@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_hooks import (  # noqa: E402 - the sibling benchmark's content, sandbox and helpers
     GIT_SCRIPT, PYTHON, BenchError, Project, Sandbox, Transcript, corpus_lines, gzip_size,
     machine, payload, progress, sandboxed, shell)
-from bench_read import Plan as HistoryPlan, build_history  # noqa: E402
+from bench_read import Plan as HistoryPlan, Writer, build_history  # noqa: E402
 
 MIB = 1024 * 1024
 CMEM = str(Path(PYTHON).with_name("cmem"))
@@ -227,9 +227,12 @@ def session_starts(box: Sandbox, lines: list[bytes], plan: Plan
     progress(f"history of {plan.commits} commits")
     big, _ = build_history(box, lines, HistoryPlan(plan.commits, 1, MIB, plan.runs))
     have = len(list(big.folder.glob("*.jsonl")))
+    writer = Writer(big)  # the extra sessions backed up as a hook would, before the clock
     for _ in range(max(plan.sessions - have, 0)):
         sid = str(uuid.uuid4())
-        write_transcript(big.folder / f"{sid}.jsonl", Transcript(sid, lines), 20_000)
+        path = big.folder / f"{sid}.jsonl"
+        write_transcript(path, Transcript(sid, lines), 20_000)
+        writer.commit("session-end", sid, path, ("Reason", "other"))
     rows.append(_starts(big, f"{plan.sessions} sessions, {plan.commits}+ commits", plan.runs))
     return rows, big
 
