@@ -92,8 +92,8 @@ def uninstall() -> None:
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("event", metavar="EVENT")
 def hook(event: str) -> None:
-    """Run a Claude Code hook: session-start, pre-compact, session-end or stop. Reads the
-    event's JSON on stdin and always exits 0."""
+    """Run a Claude Code hook: session-start, pre-compact, session-end, stop or subagent-stop.
+    Reads the event's JSON on stdin and always exits 0."""
     from . import hooks
     hooks.main(event)
 

@@ -55,6 +55,7 @@ class Events:
     pre_compact: bool = True
     session_end: bool = True
     stop: bool = True
+    subagent_stop: bool = True
 
 
 @dataclass(frozen=True)
@@ -288,7 +289,9 @@ events:
   session_end: true
   # Stop: commit during long sessions, at most once per stop_throttle_minutes.
   stop: true
-# Minutes that must pass between two commits made by the Stop hook.
+  # SubagentStop: commit during long turns of subagents, throttled as Stop is.
+  subagent_stop: true
+# Minutes that must pass between two commits made by the Stop (or SubagentStop) hook.
 stop_throttle_minutes: 10
 # With a remote (`cmem remote add`): SessionStart pulls and pushes, SessionEnd pushes in the
 # background (it never waits on the network).

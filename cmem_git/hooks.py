@@ -31,13 +31,22 @@ EVENTS = {
     "pre-compact": ("PreCompact", "trigger", "Trigger"),
     "session-end": ("SessionEnd", "reason", "Reason"),
     "stop": ("Stop", None, None),
+    # A long turn of subagents reaches Stop only at its end; SubagentStop commits during it,
+    # throttled as Stop is. Compaction runs as a forked agent, so SubagentStop fires for it too,
+    # with an agent_transcript_path Claude Code never writes: cmem backs up the session's own
+    # files and ignores that path. (No PostCompact hook: Claude Code 2.1 writes the compaction
+    # summary after PostCompact and SessionStart `compact` have run, so it would find nothing
+    # new; tests/claude/test_sessions.py::test_compact checks that this still holds.)
+    "subagent-stop": ("SubagentStop", "agent_id", "Agent"),
 }
+_THROTTLED = ("stop", "subagent-stop")
 # SessionEnd hooks share a 1.5 s budget: wait briefly for the lock and leave the rest to the
 # next SessionStart, which backs up whatever changed since.
 _SESSION_END_WAIT = 0.8
 # Storing a long transcript (a first backup) stops after this many seconds of the hook, with
 # whole lines committed; the next hook continues. SessionEnd keeps inside its shared budget.
-_STORE_BUDGET = {"session-end": 0.9, "pre-compact": 30.0, "stop": 30.0, "session-start": 8.0}
+_STORE_BUDGET = {"session-end": 0.9, "pre-compact": 30.0, "stop": 30.0, "subagent-stop": 30.0,
+                 "session-start": 8.0}
 _MAX_INPUT = 16 * 1024 * 1024
 _SYNC_TIMEOUT = 8.0  # seconds for each git network call a hook makes
 BACKGROUND_SYNC = "background-sync"
@@ -139,7 +148,7 @@ def _handle(run_: _Run) -> Output:
         return Output()
     if name == "session-start":
         return _session_start(run_)
-    if name == "stop" and _throttled(run_):
+    if name in _THROTTLED and _throttled(run_):
         return Output()
     edit = _exit_recorder(run_.event) if name == "session-end" else None
     wait = _SESSION_END_WAIT if name == "session-end" else None
@@ -203,7 +212,7 @@ def _request(run_: _Run, edit: checkpoint.Edit | None = None) -> checkpoint.Requ
     detail = (trailer, event.detail) if trailer and event.detail else None
     return checkpoint.Request(event.name, event.session_id, _transcript(run_),
                               run_.config.device, detail, edit,
-                              deadline=run_.started + _STORE_BUDGET[event.name])
+                              deadline=run_.started + _STORE_BUDGET.get(event.name, 30.0))
 
 
 def _transcript(run_: _Run) -> Path | None:

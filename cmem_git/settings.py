@@ -31,6 +31,7 @@ HOOK_EVENTS: dict[str, str] = {
     "PreCompact": "pre-compact",
     "SessionEnd": "session-end",
     "Stop": "stop",
+    "SubagentStop": "subagent-stop",
 }
 
 DEFAULT_TIMEOUTS: dict[str, int] = {
@@ -40,13 +41,14 @@ DEFAULT_TIMEOUTS: dict[str, int] = {
     # SessionEnd hooks share a 1.5 s budget unless one sets its own timeout (up to 60 s).
     "SessionEnd": 5,
     "Stop": 30,
+    "SubagentStop": 30,
 }
 
-# Hooks Claude Code need not wait for run with its `async: true` option: a Stop backup is a
-# throttled checkpoint whose result Claude never reads. SessionStart prints context, PreCompact
+# Hooks Claude Code need not wait for run with its `async: true` option: a Stop or SubagentStop
+# backup is a throttled checkpoint whose result Claude never reads. SessionStart prints context, PreCompact
 # must commit before the transcript is compacted, and SessionEnd hooks may be killed when the
 # client exits, so those stay synchronous (SessionEnd hands its push to a detached process).
-ASYNC_EVENTS = ("Stop",)
+ASYNC_EVENTS = ("Stop", "SubagentStop")
 
 # `python -m cmem_git hook …` (what we write) or `cmem hook …` (the console script, possibly quoted).
 _CMEM_COMMAND = re.compile(r"-m\s+cmem_git\s+hook(?:\s|$)|(?:^|[\s/'\"])cmem['\"]?\s+hook(?:\s|$)")

@@ -129,7 +129,8 @@ def run_hook(project: Project, event: str, payload: dict[str, Any] | bytes,
 def payload(event: str, session_id: str, transcript: Path, cwd: Path, **extra: Any
             ) -> dict[str, Any]:
     detail = {"SessionStart": {"source": "startup"}, "PreCompact": {"trigger": "auto"},
-              "SessionEnd": {"reason": "prompt_input_exit"}, "Stop": {}}[event]
+              "SessionEnd": {"reason": "prompt_input_exit"}, "Stop": {},
+              "SubagentStop": {"agent_id": "a4bea7a21339c48a1", "agent_type": ""}}[event]
     return {"session_id": session_id, "transcript_path": str(transcript), "cwd": str(cwd),
             "hook_event_name": event, **detail, **extra}
 

@@ -17,6 +17,7 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+from cmem_git.settings import HOOK_EVENTS
 from conftest import CORPUS, PYTHON, Project, cmem, payload, run_hook
 
 SHORT = CORPUS / "spotter" / "short.jsonl"
@@ -127,7 +128,7 @@ def test_hook_with_a_missing_interpreter_is_pointed_at_this_cmem(project: Projec
     path = project.root / ".claude" / "settings.json"
     text = path.read_text()
     gone = "/opt/removed-venv/bin/python"
-    assert text.count(json.dumps(PYTHON)[1:-1]) == 4
+    assert text.count(json.dumps(PYTHON)[1:-1]) == len(HOOK_EVENTS)
     path.write_text(text.replace(json.dumps(PYTHON)[1:-1], gone, 1))
     broken = [event for event in ("SessionStart", "PreCompact", "SessionEnd", "Stop")
               if gone in project.hook_command(event)]

@@ -909,6 +909,27 @@ def test_stop_is_throttled_unless_configured_off(project: Project) -> None:
     assert_healthy(project)
 
 
+def test_subagent_stop_commits_throttled_as_stop(project: Project) -> None:
+    """Compaction's forked agent fires SubagentStop with an agent_transcript_path Claude Code
+    never writes (seen with the real client): the session's own files are backed up."""
+    sid = session_id("subagents")
+    records = split_lines((SPOTTER / "tool_heavy.jsonl").read_bytes())
+    transcript = project.transcripts / f"{sid}.jsonl"
+    transcript.write_bytes(b"".join(records[:10]))
+    never_written = project.transcripts / sid / "subagents" / "agent-a4bea7a21339c48a1.jsonl"
+    quiet(hook(project, "SubagentStop", sid, transcript,
+               agent_transcript_path=str(never_written)))
+    assert trailers(project)["Cmem-Event"] == "subagent-stop"
+    assert trailers(project)["Cmem-Agent"] == "a4bea7a21339c48a1"
+    assert_backup(project, sid, b"".join(records[:10]))
+    first = head(project)
+    transcript.write_bytes(b"".join(records[:20]))
+    quiet(hook(project, "Stop", sid, transcript))
+    quiet(hook(project, "SubagentStop", sid, transcript))
+    assert head(project) == first  # within stop_throttle_minutes of the SubagentStop commit
+    assert_healthy(project)
+
+
 def test_stop_disabled_in_config_makes_no_commit(project: Project) -> None:
     sid = session_id("stop-off")
     transcript = project.transcripts / f"{sid}.jsonl"

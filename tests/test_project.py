@@ -42,7 +42,7 @@ def test_init_creates_everything(project: Project) -> None:
     assert "Cmem-Event: init" in git(memory, "log", "--format=%B")
     git(memory, "fsck", "--strict")
     assert set(project.settings()["hooks"]) == {"SessionStart", "PreCompact", "SessionEnd",
-                                                "Stop"}
+                                                "Stop", "SubagentStop"}
 
 
 def test_project_repository_does_not_see_memory(project: Project) -> None:

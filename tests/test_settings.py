@@ -11,6 +11,7 @@ import pytest
 
 from cmem_git.errors import SettingsError
 from cmem_git.settings import (
+    ASYNC_EVENTS,
     DEFAULT_TIMEOUTS,
     HOOK_EVENTS,
     hook_command,
@@ -135,7 +136,7 @@ def test_install_creates_the_file(path: Path) -> None:
     assert data == {"hooks": {
         event: [{"hooks": [{"type": "command", "command": hook_command(PY, sub),
                             "timeout": DEFAULT_TIMEOUTS[event],
-                            **({"async": True} if event == "Stop" else {})}]}]
+                            **({"async": True} if event in ASYNC_EVENTS else {})}]}]
         for event, sub in HOOK_EVENTS.items()}}
     assert os.listdir(path.parent) == ["settings.json"]  # no temp file left behind
 
@@ -144,7 +145,8 @@ def test_default_timeouts_raise_the_session_end_budget(path: Path) -> None:
     install_hooks(path, PY)
     data = read(path)
     assert {event: cmem_hooks(data, event)[0]["timeout"] for event in HOOK_EVENTS} == {
-        "SessionStart": 30, "PreCompact": 60, "SessionEnd": 5, "Stop": 30}
+        "SessionStart": 30, "PreCompact": 60, "SessionEnd": 5, "Stop": 30,
+        "SubagentStop": 30}
 
 
 def test_timeouts_can_be_overridden_and_updated(path: Path) -> None:
@@ -169,7 +171,7 @@ def test_install_keeps_the_users_settings_and_hooks(path: Path) -> None:
     assert {k: v for k, v in data.items() if k != "hooks"} == {
         k: v for k, v in USER_SETTINGS.items() if k != "hooks"}
     assert list(data["hooks"]) == ["PreToolUse", "SessionStart", "Notification", "PreCompact",
-                                   "SessionEnd", "Stop"]
+                                   "SessionEnd", "Stop", "SubagentStop"]
     assert data["hooks"]["PreToolUse"] == USER_SETTINGS["hooks"]["PreToolUse"]
     assert data["hooks"]["Notification"] == []
     # The user's SessionStart group stays first and untouched; cmem's comes after it, with no matcher.
