@@ -44,11 +44,12 @@ DEFAULT_TIMEOUTS: dict[str, int] = {
     "SubagentStop": 30,
 }
 
-# Hooks Claude Code need not wait for run with its `async: true` option: a Stop or SubagentStop
-# backup is a throttled checkpoint whose result Claude never reads. SessionStart prints context, PreCompact
-# must commit before the transcript is compacted, and SessionEnd hooks may be killed when the
-# client exits, so those stay synchronous (SessionEnd hands its push to a detached process).
-ASYNC_EVENTS = ("Stop", "SubagentStop")
+# Hooks installed with Claude Code's `async: true` option (Claude does not wait for them). None:
+# with the real client (tests/claude) an asynchronous Stop hook of a `claude -p` session never
+# ran, so its backup would be lost; Stop stays synchronous and throttled. SessionStart prints
+# context, PreCompact must commit before compaction; SessionEnd hands its push to a detached
+# process, and a hook hands packing to one (packing.py).
+ASYNC_EVENTS: tuple[str, ...] = ()
 
 # `python -m cmem_git hook …` (what we write) or `cmem hook …` (the console script, possibly quoted).
 _CMEM_COMMAND = re.compile(r"-m\s+cmem_git\s+hook(?:\s|$)|(?:^|[\s/'\"])cmem['\"]?\s+hook(?:\s|$)")

@@ -198,8 +198,7 @@ def test_moved_interpreter_is_updated_in_place(path: Path) -> None:
     install_hooks(path, PY)
     assert install_hooks(path, MOVED_PY) == [f"updated {event} hook" for event in HOOK_EVENTS]
     stop = read(path)["hooks"]["Stop"]
-    assert stop == [{"hooks": [mine, {**old, "command": hook_command(MOVED_PY, "stop"),
-                                      "async": True}, theirs]},
+    assert stop == [{"hooks": [mine, {**old, "command": hook_command(MOVED_PY, "stop")}, theirs]},
                     {"hooks": [theirs]}]
     assert install_hooks(path, MOVED_PY) == []
 
@@ -217,7 +216,7 @@ def test_duplicate_cmem_hooks_are_collapsed(path: Path) -> None:
     user = {"type": "command", "command": "log.sh"}
     write(path, {"hooks": {"Stop": [{"hooks": [dict(hook), user]}, {"hooks": [dict(hook)]}]}})
     assert "updated Stop hook" in install_hooks(path, PY)
-    assert read(path)["hooks"]["Stop"] == [{"hooks": [{**hook, "async": True}, user]}]
+    assert read(path)["hooks"]["Stop"] == [{"hooks": [hook, user]}]
 
 
 def test_blank_file_counts_as_empty_settings(path: Path) -> None:
