@@ -332,8 +332,7 @@ def committable_end(handle: BinaryIO, jsonl: bool) -> int:
             break
         position -= step
     handle.seek(position)
-    # One byte past the size: an unreadable file (a size of 0 from stat) fails here, loudly.
-    tail = handle.read(size - position + 1)[:size - position]
+    tail = handle.read(size - position)
     return size if tail and _is_record(tail) else position
 
 
