@@ -16,9 +16,10 @@ import collections
 import json
 import os
 import re
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 import pygit2
 
@@ -30,6 +31,10 @@ ROOT = "transcripts"
 MAIN = "main.jsonl"
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _HEAD_CHECK = 4096
+# From this many new bytes on, chunks go into one pack written in parallel (a first backup, or a
+# catch-up after a long gap) rather than loose objects one after another.
+PACK_FROM = 4 * 1024 * 1024
+_TAIL_STEP = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class FileBackup:
     after: tuple[int, int]
     rewritten: bool
     redactions: int = 0
+    unfinished: int = 0  # bytes of whole lines left for the next backup (deadline reached)
 
 
 def check_session_id(session_id: object) -> str:
@@ -92,55 +98,63 @@ def _refused(name: str) -> bool:
 
 def back_up(repo: pygit2.Repository, base: pygit2.Tree | None, source: Source,
             transform: Transform | None = None,
-            continued_elsewhere: Callable[[str], bool] | None = None) -> FileBackup | None:
+            continued_elsewhere: Callable[[str], bool] | None = None,
+            deadline: float | None = None) -> FileBackup | None:
     """The changes that bring the stored copy of `source` up to the file; None when there are
     none, or when the file on disk is only an older read of what is stored. `transform`
     (redaction) rewrites whole lines before they are stored. `continued_elsewhere(path)` says
     whether the stored copy holds another device's work: a file that differs from such a copy
-    is merged with it, line by line, instead of replacing it."""
+    is merged with it, line by line, instead of replacing it. Past `deadline` (a monotonic
+    time) a file that is new or grown stops at the chunk being written: what is done is whole
+    lines, and the next backup goes on from there."""
     folder = subtree(base, source.stored)
     stored = chunks.listing(repo, folder)
     place = _source_map(repo, base, source.stored, stored)
     change = transform or _unchanged
     with open(source.path, "rb") as handle:
         grown, counted = _grown(repo, handle, stored, place, change)
-        start = place[0] if grown else 0
-        handle.seek(start)
-        data = handle.read()
-    if source.jsonl:
-        data = whole_lines(data)
-    before = chunks.stored_size(repo, stored)
-    if grown and start + len(data) <= place[1]:
-        return None  # nothing new, or an older read of what another hook committed
-    pieces, redactions = _store_pieces(data, start, stored[-1] if grown else None, change)
-    merged = False
-    if not grown and stored:
-        kept = chunks.read_range(repo, stored)
-        new = b"".join(p.data for p in pieces)
-        if kept.startswith(new):
-            return None  # an older read of what is stored
-        if _same_start(kept, new) and continued_elsewhere and continued_elsewhere(source.stored):
-            # The session went on elsewhere too (resumed on another device and merged in):
-            # keep every line of both rather than replace the other device's lines.
-            pieces, merged = _as_pieces(merge_lines(kept, new)), True
-            if b"".join(p.data for p in pieces) == kept:
-                return None
+        end = committable_end(handle, source.jsonl)
+        if grown and end <= place[1]:
+            return None  # nothing new, or an older read of what another hook committed
+        if grown or not stored:
+            written: _Written | None = _appended(repo, handle, stored[-1] if grown else None,
+                                                 place[0] if grown else 0, end, change, deadline)
+        else:
+            handle.seek(0)
+            written = _replacement(repo, stored, source, handle.read(end), change,
+                                   continued_elsewhere)
+    if written is None:
+        return None
+    return _file_backup(repo, base, source, stored, grown, written, counted, end)
+
+
+def _appended(repo: pygit2.Repository, handle: BinaryIO, last: chunks.Chunk | None, start: int,
+              end: int, change: Transform, deadline: float | None) -> _Written:
+    """File bytes [start, end) stored after `last` (the stored chunk they replace), streamed."""
+    pieces = _redacted(chunks.stream(handle, start, end, last.line if last else 0),
+                       last.offset if last else 0, change)
+    return _write(repo, pieces, end - start, deadline)
+
+
+def _file_backup(repo: pygit2.Repository, base: pygit2.Tree | None, source: Source,
+                 stored: list[chunks.Chunk], grown: bool, written: _Written, counted: int,
+                 end: int) -> FileBackup | None:
     changes: dict[str, pygit2.Oid | None] = {
         f"{source.stored}/{c.name}": None for c in stored if not grown or c is stored[-1]}
-    for piece in pieces:
-        changes[f"{source.stored}/{piece.name}"] = repo.create_blob(piece.data)
+    changes.update({f"{source.stored}/{name}": oid for name, oid in written.blobs.items()})
     if not changes:
         return None
     # A merged copy is no function of the file: no map, so the next backup merges again.
-    mapped = None if merged else _new_map(repo, pieces, start + len(data))
+    mapped = None if written.merged else _new_map(repo, written.last, written.end)
     if mapped is not None or lookup(base, source.stored + SOURCE_MAP) is not None:
         changes[source.stored + SOURCE_MAP] = mapped
-    last = pieces[-1] if pieces else None
+    last = written.last
     after = (last.offset + len(last.data), last.line + chunks.count_lines(last.data)) \
         if last else (0, 0)
-    return FileBackup(source, changes, before, after,
-                      rewritten=not grown and bool(stored) and not merged,
-                      redactions=redactions - counted)
+    return FileBackup(source, changes, chunks.stored_size(repo, stored), after,
+                      rewritten=not grown and bool(stored) and not written.merged,
+                      redactions=written.redactions - (counted if grown else 0),
+                      unfinished=end - written.end)
 
 
 Transform = Callable[[bytes], "tuple[bytes, int]"]
@@ -153,24 +167,83 @@ SOURCE_MAP = ".source"
 @dataclass(frozen=True)
 class _Piece(chunks.Piece):
     source: bytes = b""  # the file's bytes this chunk stores (before redaction)
+    at: int = 0  # where they start in the file
 
 
 def _unchanged(data: bytes) -> tuple[bytes, int]:
     return data, 0
 
 
-def _store_pieces(data: bytes, start: int, last: chunks.Chunk | None,
-                  change: Transform) -> tuple[list[_Piece], int]:
+@dataclass
+class _Written:
+    """New chunk blobs by name, the last piece (kept for its map and size), the file offset the
+    stored bytes reach, and the secrets replaced on the way."""
+
+    blobs: dict[str, pygit2.Oid] = field(default_factory=dict)
+    last: _Piece | None = None
+    end: int = 0
+    redactions: int = 0
+    merged: bool = False
+
+
+def _redacted(pieces: Iterable[chunks.Piece], offset: int, change: Transform
+              ) -> Iterator[tuple[_Piece, int]]:
     """Cut the file's bytes at line ends (so boundaries follow the file, not the redacted
     copy), redact each piece, and place the pieces one after another in the stored file."""
-    offset, line = (last.offset, last.line) if last is not None else (0, 0)
-    pieces, redactions = [], 0
-    for piece in chunks.cut(data, start, line):
+    for piece in pieces:
         stored, count = change(piece.data)
-        pieces.append(_Piece(offset, piece.line, stored, source=piece.data))
+        yield _Piece(offset, piece.line, stored, source=piece.data, at=piece.offset), count
         offset += len(stored)
-        redactions += count
-    return pieces, redactions
+
+
+def _write(repo: pygit2.Repository, pieces: Iterable[tuple[_Piece, int]], size: int,
+           deadline: float | None) -> _Written:
+    """Store the pieces as blobs: many bytes go into one new pack, compressed in parallel, a
+    few (the usual append) into loose objects. Stops at `deadline` after whole chunks."""
+    from .pack import PackWriter  # threads and all: only when many bytes come at once
+
+    sink = PackWriter(repo) if size >= PACK_FROM else None
+    written = _Written()
+    try:
+        for piece, count in pieces:
+            written.blobs[piece.name] = (sink.add(piece.data) if sink is not None
+                                         else repo.create_blob(piece.data))
+            written.last, written.redactions = piece, written.redactions + count
+            written.end = piece.at + len(piece.source)
+            if deadline is not None and time.monotonic() > deadline:
+                break
+        if sink is not None:
+            sink.finish()
+    except BaseException:
+        if sink is not None:
+            sink.abandon()
+        raise
+    return written
+
+
+def _replacement(repo: pygit2.Repository, stored: list[chunks.Chunk], source: Source,
+                 data: bytes, change: Transform,
+                 continued_elsewhere: Callable[[str], bool] | None) -> _Written | None:
+    """A file that no longer extends its stored copy: stored as it is now, or merged with the
+    copy when the session went on on another device too; None when it is an older read."""
+    redacted = list(_redacted(chunks.cut(data), 0, change))
+    pieces = [piece for piece, _ in redacted]
+    kept = chunks.read_range(repo, stored)
+    new = b"".join(p.data for p in pieces)
+    if kept.startswith(new):
+        return None  # an older read of what is stored
+    merged = _same_start(kept, new) and continued_elsewhere is not None \
+        and continued_elsewhere(source.stored)
+    if merged:
+        # The session went on elsewhere too (resumed on another device and merged in):
+        # keep every line of both rather than replace the other device's lines.
+        pieces = _as_pieces(merge_lines(kept, new))
+        if b"".join(p.data for p in pieces) == kept:
+            return None
+    written = _write(repo, ((p, 0) for p in pieces), len(data), None)
+    written.redactions = sum(count for _, count in redacted)
+    written.merged, written.end = merged, len(data)
+    return written
 
 
 def _same_start(kept: bytes, new: bytes) -> bool:
@@ -184,9 +257,8 @@ def _as_pieces(data: bytes) -> list[_Piece]:
     return [_Piece(p.offset, p.line, p.data, source=p.data) for p in chunks.cut(data)]
 
 
-def _new_map(repo: pygit2.Repository, pieces: list[_Piece], end: int) -> pygit2.Oid | None:
+def _new_map(repo: pygit2.Repository, last: _Piece | None, end: int) -> pygit2.Oid | None:
     """The map for the new last chunk; None (no map) where stored and file offsets agree."""
-    last = pieces[-1] if pieces else None
     if last is None or (last.data == last.source and last.offset == end - len(last.source)):
         return None
     return repo.create_blob(f"{end - len(last.source)} {end}\n".encode())
@@ -242,6 +314,26 @@ def _grown(repo: pygit2.Repository, handle: BinaryIO, stored: list[chunks.Chunk]
     again, counted = change(handle.read(end - start))
     same = again == chunks.blob_data(repo, stored[-1].oid)
     return same, counted if same else 0
+
+
+def committable_end(handle: BinaryIO, jsonl: bool) -> int:
+    """Where the whole lines of an open file end (what `whole_lines` keeps), found by reading
+    backwards from its end only as far as its last newline."""
+    size = os.fstat(handle.fileno()).st_size
+    if not jsonl:
+        return size
+    position = size
+    while position > 0:
+        step = min(position, _TAIL_STEP)
+        handle.seek(position - step)
+        newline = handle.read(step).rfind(b"\n")
+        if newline != -1:
+            position = position - step + newline + 1
+            break
+        position -= step
+    handle.seek(position)
+    tail = handle.read(size - position)
+    return size if tail and _is_record(tail) else position
 
 
 def whole_lines(data: bytes) -> bytes:

@@ -40,6 +40,7 @@ class Request:
     trailers: tuple[tuple[str, str], ...] = ()
     subject: str | None = None
     always: bool = False  # commit even when the tree does not change (a marker commit)
+    deadline: float | None = None  # monotonic time: stop storing a long file there (whole lines)
 
 
 @dataclass
@@ -119,12 +120,17 @@ def _transcripts(repo: pygit2.Repository, base: pygit2.Tree | None, tip: pygit2.
         try:
             item = backup.back_up(repo, base, source, transform,
                                   lambda stored: _from_elsewhere(repo, tip, stored,
-                                                                 request.device))
+                                                                 request.device),
+                                  request.deadline)
         except OSError as error:
             problems.append(f"could not read {source.path}: {error.strerror or error}")
             continue
         if item is not None:
             files.append(item)
+        if item is not None and item.unfinished:
+            problems.append(f"{source.path.name}: {size_text(item.after[0], signed=False)} "
+                            f"backed up, {size_text(item.unfinished, signed=False)} left for "
+                            "the next hook (time budget spent)")
     return files, problems
 
 
@@ -236,10 +242,13 @@ def redaction(config: Config) -> backup.Transform | None:
     """The transcript filter the config asks for: secrets replaced, counted."""
     if not config.redaction:
         return None
-    redactor = secret_rules(config)
+    rules: list[Redactor] = []
 
     def transform(data: bytes) -> tuple[bytes, int]:
-        clean, counts = redactor.redact(data)
+        # Compiled on first use: a SessionStart with nothing to back up never pays for it.
+        if not rules:
+            rules.append(secret_rules(config))
+        clean, counts = rules[0].redact(data)
         return clean, sum(counts.values())
 
     return transform

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 import pygit2
 
@@ -51,8 +51,9 @@ def chunk_name(offset: int, line: int) -> str:
     return f"{offset:012d}-{line:09d}"
 
 
-def cut(data: bytes, offset: int = 0, line: int = 0, size: int = CHUNK_SIZE) -> list[Piece]:
+def cut(data: bytes, offset: int = 0, line: int = 0, size: int | None = None) -> list[Piece]:
     """Split `data`, which starts at byte `offset` and line `line` of its file, into pieces."""
+    size = size or CHUNK_SIZE
     pieces = []
     start = 0
     while start < len(data):
@@ -62,6 +63,26 @@ def cut(data: bytes, offset: int = 0, line: int = 0, size: int = CHUNK_SIZE) -> 
         line += piece.count(b"\n")
         start = end
     return pieces
+
+
+def stream(handle: BinaryIO, start: int, end: int, line: int = 0,
+           size: int | None = None) -> Iterator[Piece]:
+    """The pieces `cut` makes of bytes [start, end) of an open file, reading only as far as the
+    next cut point needs: a few chunks in memory whatever the file's size (or one long line)."""
+    size = size or CHUNK_SIZE
+    handle.seek(start)
+    buffer, offset, left = b"", start, end - start
+    while buffer or left:
+        # A cut is final once the buffer is past `size` and holds a newline, or the end is read.
+        while left and (len(buffer) <= size or b"\n" not in buffer):
+            block = handle.read(min(left, max(size, 1 << 20)))
+            left = left - len(block) if block else 0  # a file cut short ends the stream
+            buffer += block
+        cut_at = _cut_point(buffer, 0, size)
+        piece, buffer = buffer[:cut_at], buffer[cut_at:]
+        yield Piece(offset, line, piece)
+        offset += len(piece)
+        line += piece.count(b"\n")
 
 
 def _cut_point(data: bytes, start: int, size: int) -> int:
@@ -101,19 +122,34 @@ def count_lines(data: bytes) -> int:
 
 
 def blob_data(repo: pygit2.Repository, oid: pygit2.Oid) -> bytes:
-    blob = repo[oid]
-    assert isinstance(blob, pygit2.Blob)
-    return bytes(blob.data)
+    """A chunk's bytes. The last few are kept: a backup reads the stored last chunk up to four
+    times (its size, the check that the file still holds it, the map), and libgit2 caches no
+    blobs. Blobs never change, so an id is a safe key."""
+    found = _RECENT.get(oid)
+    if found is None:
+        blob = repo[oid]
+        assert isinstance(blob, pygit2.Blob)
+        found = bytes(blob.data)
+        if len(_RECENT) >= _KEEP:
+            del _RECENT[next(iter(_RECENT))]
+        _RECENT[oid] = found
+    return found
+
+
+_RECENT: dict[pygit2.Oid, bytes] = {}
+_KEEP = 4
 
 
 def read_range(repo: pygit2.Repository, chunks: list[Chunk], start: int = 0,
                end: int | None = None) -> bytes:
     """Bytes [start, end) of a stored file, touching only the chunks that overlap the range."""
-    return b"".join(_range_parts(repo, chunks, start, end))
+    return b"".join(parts(repo, chunks, start, end))
 
 
-def _range_parts(repo: pygit2.Repository, chunks: list[Chunk], start: int,
-                 end: int | None) -> Iterator[bytes]:
+def parts(repo: pygit2.Repository, chunks: list[Chunk], start: int = 0,
+          end: int | None = None) -> Iterator[bytes]:
+    """Bytes [start, end) of a stored file, one chunk at a time: readers that write the file
+    somewhere (`cmem cat`, restore) hold one chunk in memory, not the file."""
     for index, chunk in enumerate(chunks):
         following = chunks[index + 1].offset if index + 1 < len(chunks) else None
         if following is not None and following <= start:

@@ -156,6 +156,12 @@ def _print_notices() -> None:
         store.notices.clear()
 
 
+def _reader() -> Store:
+    """The memory repository for a command that only reads: no config, no redaction rules to
+    load (`cmem log` must start fast)."""
+    return Store.open(paths.memory_dir(_project_here()))
+
+
 def _emit(text: str) -> None:
     """Long output goes through a pager on a terminal, straight out on a pipe."""
     if is_terminal() and text.count("\n") > _terminal_lines():
@@ -204,7 +210,7 @@ def log_command(ctx: click.Context, revs: tuple[str, ...], max_count: int | None
     memory file, sessions/, transcripts/<session id>). See `cmem help revisions` for REV.
     """
     from . import reading
-    store = _store()
+    store = _reader()
     if graph:
         _emit(reading.graph(store, max_count))
         return
@@ -258,9 +264,10 @@ def show(spec: str) -> None:
 def cat(session: str, name: str, rev: str) -> None:
     """Write a session's full transcript bytes to stdout (a prefix of the id is enough)."""
     from . import reading
-    store = _store()
+    store = _reader()
     commit = revisions.resolve(store, rev)
-    sys.stdout.buffer.write(reading.session_file(store, commit, session, name))
+    for part in reading.session_file_parts(store, commit, session, name):
+        sys.stdout.buffer.write(part)
 
 
 @cli.command()

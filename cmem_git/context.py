@@ -19,7 +19,7 @@ from typing import Iterable, Mapping
 
 import pygit2
 
-from . import lock, memory
+from . import lock, memory, recent
 from .history import DOCUMENT, Entry, plural, since_document, walk
 from .store import Store
 
@@ -177,17 +177,15 @@ def _staleness(repo: pygit2.Repository, tip: pygit2.Oid | None, hours: float,
 
 def last_content_change(repo: pygit2.Repository, tip: pygit2.Oid | None,
                         name: str) -> float | None:
-    """Commit time of the newest commit that changed `name`, ignoring cmem's exit line."""
-    newer: tuple[bytes, int] | None = None
-    for item in walk(repo, tip, _STALENESS_WALK):
-        commit = repo[item.id]
-        assert isinstance(commit, pygit2.Commit)
-        content = _content(commit.tree, name)
-        if newer is not None and content != newer[0]:
-            return newer[1]
-        newer = (content, item.time) if content is not None else None
-        if newer is None:
-            return None
+    """Commit time of the newest commit that changed `name`, ignoring cmem's exit line. Kept
+    between calls (recent.py), so only commits made since are read."""
+    return recent.content_change(repo, tip, name, _content,
+                                 lambda: _last_content_change(repo, tip, name))
+
+
+def _last_content_change(repo: pygit2.Repository, tip: pygit2.Oid | None,
+                         name: str) -> float | None:
+    newer = recent.same_content(repo, walk(repo, tip, _STALENESS_WALK), name, _content)[1]
     return newer[1] if newer else None
 
 

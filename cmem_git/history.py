@@ -75,7 +75,14 @@ def walk(repo: pygit2.Repository, tip: pygit2.Oid | None, limit: int,
 def since_document(repo: pygit2.Repository, tip: pygit2.Oid | None,
                    limit: int = 1000) -> tuple[Entry | None, list[Entry]]:
     """(the last boundary: a session document, discard or fresh start; the commits after it),
-    newest first."""
+    newest first. Kept between calls (recent.py), so only commits made since are read."""
+    from . import recent
+
+    return recent.since_document(repo, tip, limit, lambda: _since_document(repo, tip, limit))
+
+
+def _since_document(repo: pygit2.Repository, tip: pygit2.Oid | None,
+                    limit: int) -> tuple[Entry | None, list[Entry]]:
     after: list[Entry] = []
     for item in walk(repo, tip, limit):
         if item.event in BOUNDARIES:

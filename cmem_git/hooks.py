@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import (checkpoint, context, errorlog, lock, memory, paths, recovery, restore, sync,
-               transport)
+from . import (checkpoint, context, errorlog, lock, memory, packing, paths, recovery, restore,
+               sync, transport)
 from .backup import check_session_id
 from .config import Config, load_config, network_limits
 from .errors import CmemError, HookInputError, LockTimeout, NotInitialized
@@ -44,6 +44,10 @@ _THROTTLED = ("stop", "subagent-stop")
 # SessionEnd hooks share a 1.5 s budget: wait briefly for the lock and leave the rest to the
 # next SessionStart, which backs up whatever changed since.
 _SESSION_END_WAIT = 0.8
+# Storing a long transcript (a first backup) stops after this many seconds of the hook, with
+# whole lines committed; the next hook continues. SessionEnd keeps inside its shared budget.
+_STORE_BUDGET = {"session-end": 0.9, "pre-compact": 30.0, "stop": 30.0, "subagent-stop": 30.0,
+                 "session-start": 8.0}
 _MAX_INPUT = 16 * 1024 * 1024
 _SYNC_TIMEOUT = 8.0  # at most, seconds for each git network call a hook makes
 _SYNC_WAIT = 2.0  # SessionStart waits this long for another cmem's fetch or push, then skips
@@ -73,6 +77,7 @@ class _Run:
     store: Store
     config: Config
     problems: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
 
 
 def parse(name: str, data: bytes) -> Event:
@@ -110,7 +115,11 @@ def run(name: str, data: bytes, environ: Mapping[str, str]) -> Output:
         project = _project(environ, event.cwd)
         if project is None:
             raise NotInitialized("no .claude/memory repository for this project")
-        return _handle(_start(event, project))
+        run_ = _start(event, project)
+        output = _handle(run_)
+        # After the commit, never waited for: a detached process packs when it is due.
+        packing.start_if_due(run_.store.gitdir)
+        return output
     except Exception as error:  # the one boundary of the hook path
         return _failure(name, project, error)
 
@@ -223,7 +232,8 @@ def _request(run_: _Run, edit: checkpoint.Edit | None = None) -> checkpoint.Requ
     trailer = EVENTS[event.name][2]
     detail = (trailer, event.detail) if trailer and event.detail else None
     return checkpoint.Request(event.name, event.session_id, _transcript(run_),
-                              run_.config.device, detail, edit)
+                              run_.config.device, detail, edit,
+                              deadline=run_.started + _STORE_BUDGET.get(event.name, 30.0))
 
 
 def _transcript(run_: _Run) -> Path | None:
@@ -324,6 +334,8 @@ def _describe(error: Exception) -> str:
 def main(name: str) -> int:
     if name == BACKGROUND_SYNC:
         return background_sync(os.environ)
+    if name == packing.BACKGROUND_PACK:
+        return packing.background_pack(os.environ)
     if name not in EVENTS:
         sys.stderr.write(f"cmem hook: unknown event {name!r}; one of {', '.join(EVENTS)}\n")
         return 0

@@ -32,7 +32,7 @@ from typing import Callable
 
 import pygit2
 
-from . import backup, checkpoint, chunks, legacy as legacy_mod
+from . import backup, checkpoint, chunks, legacy as legacy_mod, packing, recovery
 from .errors import CmemError
 from .legacy import Backup, mtime, valid_session
 from .store import Store, subtree
@@ -93,6 +93,9 @@ def run(store: Store, device: str, projects: Path | None, legacy: Path | None = 
         import_files(store, device, legacy, backups, report)
     if progress is not None:
         progress(total, total, "done")
+    if projects is not None:
+        recovery.remember(store, projects)
+    packing.start_if_due(store.gitdir)  # one commit per session: often many loose objects
     return report
 
 

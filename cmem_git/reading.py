@@ -11,11 +11,11 @@ import difflib
 import os
 import subprocess
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import pygit2
 
-from . import chunks, conversation, delta, render
+from . import chunks, conversation, delta, render, worktree
 from .backup import MAIN, ROOT
 from .context import age
 from .errors import CmemError, UsageProblem
@@ -119,6 +119,15 @@ def file_at(store: Store, commit: pygit2.Commit, path: str) -> bytes:
     raise NotFound(f"{path} does not exist in {str(commit.id)[:8]}")
 
 
+def file_parts(store: Store, commit: pygit2.Commit, path: str) -> Iterator[bytes]:
+    """`file_at`, a chunk at a time for a stored transcript (memory O(chunk), not O(file))."""
+    obj = lookup(commit.tree, path.strip("/"))
+    listing = chunks.listing(store.repo, obj) if isinstance(obj, pygit2.Tree) else []
+    if listing:
+        return chunks.parts(store.repo, listing)
+    return iter([file_at(store, commit, path)])
+
+
 def session_id(store: Store, commit: pygit2.Commit, prefix: str) -> str:
     root = subtree(commit.tree, ROOT)
     names = [e.name or "" for e in root] if root is not None else []
@@ -131,8 +140,13 @@ def session_id(store: Store, commit: pygit2.Commit, prefix: str) -> str:
 
 
 def session_file(store: Store, commit: pygit2.Commit, prefix: str, name: str = MAIN) -> bytes:
+    return b"".join(session_file_parts(store, commit, prefix, name))
+
+
+def session_file_parts(store: Store, commit: pygit2.Commit, prefix: str,
+                       name: str = MAIN) -> Iterator[bytes]:
     session = session_id(store, commit, prefix)
-    return file_at(store, commit, f"{ROOT}/{session}/{name}")
+    return file_parts(store, commit, f"{ROOT}/{session}/{name}")
 
 
 def show_text(store: Store, commit: pygit2.Commit, relative: bool, colour: bool) -> str:
@@ -192,7 +206,7 @@ def changes_between(store: Store, first: pygit2.Commit | None,
 def _uncommitted(store: Store) -> Changes:
     tip = store.tip()
     tree = tip.tree if tip is not None else None
-    flags = store.repo.status(untracked_files="all")
+    flags = worktree.status(store.repo, "all")
     files = []
     for path in sorted(flags):
         if flags[path] in (pygit2.GIT_STATUS_CURRENT, pygit2.GIT_STATUS_IGNORED):

@@ -28,7 +28,8 @@ def recover(store: Store, request: checkpoint.Request, folder: Path) -> list[str
     problems = checkpoint.take(store, dataclasses.replace(request, session_id=None)).problems
     seen = _load(store.gitdir)
     deadline = time.monotonic() + BUDGET
-    pending = [f for f in _transcripts(folder) if seen.get(f.stem) != _stamp(f)]
+    pending = [folder / f"{sid}.jsonl" for sid, stamp in _transcripts(folder)
+               if seen.get(sid) != stamp]
     for index, transcript in enumerate(pending):
         if time.monotonic() > deadline:
             problems.append(f"{len(pending) - index} changed transcripts not backed up yet "
@@ -37,7 +38,8 @@ def recover(store: Store, request: checkpoint.Request, folder: Path) -> list[str
         stamp = _stamp(transcript)
         try:
             result = checkpoint.take(store, dataclasses.replace(
-                request, session_id=transcript.stem, transcript=transcript))
+                request, session_id=transcript.stem, transcript=transcript,
+                deadline=min(deadline, request.deadline or deadline)))
         except (CmemError, OSError) as error:
             problems.append(f"backup of {transcript.name} failed: {error}")
             continue
@@ -48,17 +50,33 @@ def recover(store: Store, request: checkpoint.Request, folder: Path) -> list[str
     return problems
 
 
-def _transcripts(folder: Path) -> list[Path]:
-    if not folder.is_dir():
+def remember(store: Store, folder: Path) -> None:
+    """Stamp every transcript in `folder` whose stored copy covers it (after `cmem import`),
+    so that the next SessionStart finds nothing to check instead of reading them all."""
+    seen = _load(store.gitdir)
+    for session, stamp in _transcripts(folder):
+        if seen.get(session) != stamp and _stored_size(store, session) == stamp[0]:
+            seen[session] = stamp
+    _save(store.gitdir, seen)
+
+
+def _transcripts(folder: Path) -> list[tuple[str, list[int]]]:
+    """(session id, stamp) of each transcript: one directory read and one stat per file, the
+    cost SessionStart pays per session when there is nothing to do."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
         return []
     found = []
-    for path in folder.glob("*.jsonl"):
-        try:
-            backup.check_session_id(path.stem)
-        except CmemError:
+    for item in entries:
+        if not item.name.endswith(".jsonl") or not item.is_file():
             continue
-        if path.is_file():
-            found.append(path)
+        try:
+            session = backup.check_session_id(item.name[:-len(".jsonl")])
+            info = item.stat()
+        except (CmemError, OSError):
+            continue
+        found.append((session, [info.st_size, info.st_mtime_ns]))
     return sorted(found)
 
 

@@ -5,7 +5,8 @@ A local file is never lost: one that already holds the stored bytes is left as i
 is longer and starts with them is newer than the backup and is never truncated, one that the
 stored copy extends is behind (the session went on on another machine) and is brought up to
 date, and any other difference needs --force. Files are written through sandbox.write, so a
-stored name can never lead outside Claude Code's folder.
+stored name can never lead outside Claude Code's folder; stored files are compared and written
+a chunk at a time, so a restore holds one chunk in memory, not a file.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import pygit2
 
@@ -40,25 +42,23 @@ def restore(store: Store, commit: pygit2.Commit, session: str, folder: Path,
     stored = subtree(commit.tree, session_folder(session))
     if stored is None:
         raise CmemError(f"no session {session} in {str(commit.id)[:8]}")
-    files = {name: chunks.read_range(store.repo, listing)
-             for name, listing in _files(store.repo, stored, "")}
+    files = dict(_files(store.repo, stored, ""))
     targets = {name: sandbox.target(folder, _relative(session, name)) for name in files}
-    refused = [str(targets[n]) for n, data in files.items()
-               if _state(targets[n], data) == "different" and not force]
-    if refused:
+    states = {name: _state(store.repo, targets[name], listing) for name, listing in files.items()}
+    refused = [str(targets[n]) for n, state in states.items() if state == "different"]
+    if refused and not force:
         raise CmemError(f"different files exist: {', '.join(refused)}",
                         hint="move them away, or use --force to replace them")
     result = Restored(session)
-    for name, data in files.items():
-        state = _state(targets[name], data)
-        if state == "same":
+    for name, listing in files.items():
+        if states[name] == "same":
             result.unchanged.append(targets[name])
-        elif state == "newer":
+        elif states[name] == "newer":
             result.newer_locally.append(targets[name])
         else:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            sandbox.write(folder, _relative(session, name), data)
-            (result.caught_up if state == "behind" else result.written).append(targets[name])
+            sandbox.write(folder, _relative(session, name), chunks.parts(store.repo, listing))
+            (result.caught_up if states[name] == "behind" else result.written).append(targets[name])
     return result
 
 
@@ -82,17 +82,19 @@ def _relative(session: str, name: str) -> str:
     return f"{session}.jsonl" if name == MAIN else f"{session}/{name}"
 
 
-def _state(path: Path, data: bytes) -> str:
+def _state(repo: pygit2.Repository, path: Path, listing: list[chunks.Chunk]) -> str:
+    """missing, same, newer (the local file extends the stored one), behind (the stored one
+    extends the local file) or different."""
     if not path.exists():
         return "missing"
-    local = path.read_bytes()
-    if local == data:
-        return "same"
-    if local.startswith(data):
-        return "newer"
-    if data.startswith(local):
-        return "behind"
-    return "different"
+    stored = chunks.parts(repo, listing)
+    with open(path, "rb") as local:
+        for part in stored:
+            mine = local.read(len(part))
+            if mine != part:
+                # a local file that stops where the stored one goes on is behind, not different
+                return "behind" if part.startswith(mine) and not local.read(1) else "different"
+        return "same" if not local.read(1) else "newer"
 
 
 # --- local copies that fell behind ---------------------------------------------------------

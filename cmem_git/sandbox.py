@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterable
 
 from .errors import CmemError
 from .intake import path_problem
@@ -44,15 +45,18 @@ def target(root: Path, relative: str, create: bool = False) -> Path:
     return base / relative
 
 
-def write(root: Path, relative: str, data: bytes, temp_folder: Path | None = None) -> Path:
-    """Write `data` at `root/relative` atomically: a temp file in `temp_folder` (on the same
-    file system; default: beside the file), then a rename."""
+def write(root: Path, relative: str, data: bytes | Iterable[bytes],
+          temp_folder: Path | None = None) -> Path:
+    """Write `data` (bytes, or parts written one after another, so a large file need not be
+    in memory) at `root/relative` atomically: a temp file in `temp_folder` (on the same file
+    system; default: beside the file), then a rename."""
     path = target(root, relative, create=True)
     if path.is_dir() and not path.is_symlink():
         raise OutsideFolder(root, relative, "a folder is in the way")
     temp = (temp_folder or path.parent) / f".{path.name}.cmem-{os.getpid()}"
     with open(temp, "wb", opener=lambda p, f: os.open(p, f, 0o600)) as handle:
-        handle.write(data)
+        for part in [data] if isinstance(data, bytes) else data:
+            handle.write(part)
     os.replace(temp, path)  # replaces a symlink itself, never the file it points at
     return path
 

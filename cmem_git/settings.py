@@ -48,6 +48,13 @@ DEFAULT_TIMEOUTS: dict[str, int] = {
     "SubagentStop": 30,
 }
 
+# Hooks installed with Claude Code's `async: true` option (Claude does not wait for them). None:
+# with the real client (tests/claude) an asynchronous Stop hook of a `claude -p` session never
+# ran, so its backup would be lost; Stop stays synchronous and throttled. SessionStart prints
+# context, PreCompact must commit before compaction; SessionEnd hands its push to a detached
+# process, and a hook hands packing to one (packing.py).
+ASYNC_EVENTS: tuple[str, ...] = ()
+
 # `python -m cmem_git hook …` (what we write) or `cmem hook …` (the console script, possibly quoted).
 _CMEM_COMMAND = re.compile(r"-m\s+cmem_git\s+hook(?:\s|$)|(?:^|[\s/'\"])cmem['\"]?\s+hook(?:\s|$)")
 
@@ -73,7 +80,7 @@ def install_hooks(path: Path, executable: str, timeouts: dict[str, int] | None =
     changes = []
     for event, subcommand in HOOK_EVENTS.items():
         wanted = {"type": "command", "command": hook_command(executable, subcommand),
-                  "timeout": limits[event]}
+                  "timeout": limits[event], **({"async": True} if event in ASYNC_EVENTS else {})}
         change = _install_one(table.setdefault(event, []), wanted)
         if change:
             changes.append(f"{change} {event} hook")

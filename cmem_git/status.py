@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pygit2
 
-from . import errorlog, memory
+from . import errorlog, memory, worktree
 from .context import last_content_change
 from .history import Entry, since_document, walk
 from .store import Store
@@ -61,6 +61,6 @@ def _remote(store: Store, tip: pygit2.Oid | None) -> dict[str, object] | None:
 
 
 def _uncommitted(store: Store) -> list[str]:
-    flags = store.repo.status(untracked_files="normal")
+    flags = worktree.status(store.repo)
     return sorted(path for path, flag in flags.items()
                   if flag not in (pygit2.GIT_STATUS_CURRENT, pygit2.GIT_STATUS_IGNORED))

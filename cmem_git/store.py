@@ -112,7 +112,21 @@ class Store:
                                hint="run `cmem doctor` for the command that fixes it")
         if interrupted(store.gitdir):
             store.repair()
+        if not worktree.hides_transcripts(store.repo):
+            store.hide_transcripts()
         return store
+
+    def hide_transcripts(self) -> None:
+        """Take transcripts out of the working tree of a repository an older cmem (or a clone)
+        checked them out in; once, under the lock (whoever holds it does it otherwise)."""
+        try:
+            with self.lock(wait=0):
+                kept = worktree.hide_transcripts(self.repo)
+        except (LockTimeout, pygit2.GitError, OSError):
+            return
+        if kept:
+            self.warnings.append(f"left {len(kept)} files under transcripts/ in the working tree "
+                                 f"that are in no commit, e.g. {kept[0]}")
 
     def _sync_files(self, read: Mapping[str, pygit2.Oid]) -> None:
         worktree.sync(self.repo, read)
@@ -135,7 +149,9 @@ class Store:
         repo = pygit2.init_repository(str(memory), initial_head="main")
         # Transcript bytes must come back exactly: no end-of-line conversion from a global config.
         repo.config["core.autocrlf"] = "false"
-        return cls(_open(str(memory)))
+        store = cls(_open(str(memory)))
+        worktree.hide_transcripts(store.repo)
+        return store
 
     @property
     def filter(self) -> Filter | None:

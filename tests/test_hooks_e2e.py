@@ -77,17 +77,17 @@ def stored(project: Project, sid: str, rel: str = "main.jsonl", rev: str = "HEAD
     return b"".join(data for _, data in chunks)
 
 
-def on_disk(project: Project, sid: str, rel: str = "main.jsonl") -> bytes:
-    """A transcript as checked out: its chunk files concatenated in name order."""
-    folder = project.memory / "transcripts" / sid / rel
-    return b"".join(p.read_bytes() for p in sorted(folder.iterdir())) if folder.is_dir() else b""
+def assert_not_checked_out(project: Project) -> None:
+    """Transcripts live in git objects only, and git sees nothing missing."""
+    assert not (project.memory / "transcripts").exists()
+    assert project.git("status", "--porcelain") == ""
 
 
 def assert_backup(project: Project, sid: str, expected: bytes, rel: str = "main.jsonl") -> None:
     got = stored(project, sid, rel)
     assert len(got) == len(expected), (rel, len(got), len(expected))
     assert got == expected, f"{rel} of {sid} differs from its source"
-    assert on_disk(project, sid, rel) == expected
+    assert_not_checked_out(project)
 
 
 def trailers(project: Project, rev: str = "HEAD") -> dict[str, str]:

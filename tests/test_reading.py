@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
-import functools
 import json
 import os
 import re
@@ -280,8 +279,7 @@ def grow(folder: Path, steps: list[dict[str, int]], chunk_size: int
     commits: list[pygit2.Commit] = []
     expected: list[dict[str, bytes]] = []
     cuts = {name: 0 for name in SOURCES}
-    small_cut = functools.partial(chunks.cut, size=chunk_size)
-    with mock.patch.object(chunks, "cut", small_cut):
+    with mock.patch.object(chunks, "CHUNK_SIZE", chunk_size):
         for step in steps:
             cuts = {name: max(cuts[name], step[name]) for name in SOURCES}  # files only grow
             holds = {name: data[:stored_end(data, cuts[name])] for name, data in SOURCES.items()}

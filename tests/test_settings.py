@@ -11,6 +11,7 @@ import pytest
 
 from cmem_git.errors import SettingsError
 from cmem_git.settings import (
+    ASYNC_EVENTS,
     DEFAULT_TIMEOUTS,
     HOOK_EVENTS,
     hook_command,
@@ -134,7 +135,8 @@ def test_install_creates_the_file(path: Path) -> None:
     assert text == json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     assert data == {"hooks": {
         event: [{"hooks": [{"type": "command", "command": hook_command(PY, sub),
-                            "timeout": DEFAULT_TIMEOUTS[event]}]}]
+                            "timeout": DEFAULT_TIMEOUTS[event],
+                            **({"async": True} if event in ASYNC_EVENTS else {})}]}]
         for event, sub in HOOK_EVENTS.items()}}
     assert os.listdir(path.parent) == ["settings.json"]  # no temp file left behind
 

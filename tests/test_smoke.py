@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from conftest import CORPUS, Project, payload, run_hook
+from conftest import CORPUS, Project, payload, run_hook, stored_file
 
 
 def test_session_end_commits_transcript(project: Project) -> None:
@@ -10,5 +10,5 @@ def test_session_end_commits_transcript(project: Project) -> None:
     done = run_hook(project, "SessionEnd", payload("SessionEnd", "s1", transcript, project.root))
     assert done.returncode == 0 and done.stderr == b"", done.stderr
     assert project.git("status", "--porcelain") == ""
-    stored = project.memory / "transcripts" / "s1" / "main.jsonl"
-    assert b"".join(p.read_bytes() for p in sorted(stored.iterdir())) == source.read_bytes()
+    assert stored_file(project.memory, "s1") == source.read_bytes()
+    assert not (project.memory / "transcripts").exists(), "transcripts live in objects only"
