@@ -320,6 +320,10 @@ def committable_end(handle: BinaryIO, jsonl: bool) -> int:
     """Where the whole lines of an open file end (what `whole_lines` keeps), found by reading
     backwards from its end only as far as its last newline."""
     size = os.fstat(handle.fileno()).st_size
+    if size == 0:
+        # An empty-looking file is read all the same, so that one whose reads fail (a revoked
+        # permission, a special file) is reported rather than taken for "nothing new".
+        handle.read(1)
     if not jsonl:
         return size
     position = size
