@@ -290,7 +290,7 @@ def test_uninstall_twice(project: Project) -> None:
     first = ok(project, "uninstall")
     assert "removed" in first.lower() or "settings.json" in first
     second = ok(project, "uninstall")
-    assert second == "nothing to do: cmem's hooks are not in .claude/settings.json\n"
+    assert second.startswith("nothing to do: cmem's hooks are not in .claude/settings.local.json")
     assert "already set up" not in second
 
 

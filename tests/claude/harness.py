@@ -181,14 +181,18 @@ def verify(machine: Machine, run: Run, events: set[str]) -> None:
     repository_clean(machine)
 
 
-def hooks_succeeded(machine: Machine, run: Run, events: set[str]) -> None:
+def hooks_succeeded(machine: Machine, run: Run, events: set[str], expected: str = "") -> None:
+    """`expected`: a notice the step must show the user (a `systemMessage` holding it); any
+    other `systemMessage` is a problem a hook reported."""
     failed = [h for h in run.hooks if h.status != 0]
     assert not failed, f"hooks failed: {failed}\n{run.stderr}"
     ran = {h.event for h in cmem_hooks(run)}
     assert events <= ran, f"cmem hooks that did not run: {events - ran} (ran: {run.events()})"
     assert "cmem" not in run.stderr, run.stderr
-    assert '"systemMessage"' not in run.debug, "a hook reported a problem: " + "\n".join(
-        line for line in run.debug.splitlines() if '"systemMessage"' in line)
+    messages = [line for line in run.debug.splitlines() if '"systemMessage"' in line]
+    problems = [line for line in messages if not expected or expected not in line]
+    assert not problems, "a hook reported a problem: " + "\n".join(problems)
+    assert not expected or messages, f"no hook told the user {expected!r}"
     logged = {name: read(machine.memory / ".git" / "cmem" / name)
               for name in ("errors.jsonl", "errors.reported.jsonl", "cmem.log")}
     assert not any(logged.values()), f"cmem recorded hook errors: {logged}"

@@ -11,7 +11,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 
 from conftest import git
 from servers import bare_repository
@@ -143,8 +142,6 @@ def verify_repository(machine: Machine) -> None:
     repository_clean(machine)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: `cmem restore` refuses to bring an older "
-                   "local copy (a prefix of the backup) up to date after a sync")
 def test_first_machine_catches_up(claude: Claude, tmp_path: Path) -> None:
     both = laptop_then_desktop(tmp_path, claude)
     laptop = both.laptop
@@ -163,7 +160,8 @@ def test_two_machines_and_the_first_resuming_without_restore(claude: Claude, tmp
     both = laptop_then_desktop(tmp_path, claude)
     laptop, desktop = both.laptop, both.desktop
     again = claude(laptop, "back on the laptop: MARK-again", "--resume", both.session)
-    hooks_succeeded(laptop, again, EVERY_TURN)
+    # SessionStart tells the user the local copy fell behind and how to bring it up to date
+    hooks_succeeded(laptop, again, EVERY_TURN, expected=f"`cmem restore {both.session}`")
     repository_clean(laptop)
     stored = set(laptop.cmem("cat", both.session).splitlines())
     for machine in (laptop, desktop):
