@@ -728,9 +728,10 @@ _KINDS = ("user", "assistant", "tool", "summary", "system", "doc", "memory")
 @click.option("--session", help="Only this session (a prefix of the id is enough).")
 @click.option("--since", help="Only what was stored since: '2 days ago', '2026-11-20'.")
 @click.option("--until", help="Only what was stored before this.")
-@click.option("--kind", "kinds", multiple=True, type=click.Choice(_KINDS),
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(_KINDS), metavar="KIND",
               help="Only what the user said, Claude said, tools did and returned, compaction "
-              "summaries, session documents or memory files (repeatable).")
+              "summaries, session documents or memory files (repeatable): "
+              + ", ".join(_KINDS) + ".")
 @click.option("--role", "kinds", multiple=True, type=click.Choice(_KINDS), hidden=True)
 @click.option("-n", "--max-count", type=int, default=50, show_default=True,
               help="Show at most this many hits, best first; 0 for all.")

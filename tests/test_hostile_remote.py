@@ -181,7 +181,8 @@ def test_the_next_command_repairs_a_poisoned_branch_without_writing_outside(
         before = outside_memory(laptop, outside)
         assert laptop.run("status").returncode == 0
         assert outside_memory(laptop, outside) == before
-        assert not (laptop.root / ".claude" / "settings.local.json").exists()
+        settings = laptop.root / ".claude" / "settings.local.json"  # cmem init's own hooks
+        assert not settings.exists() or b"pwned" not in settings.read_bytes()
         assert not (repo / ".git" / "hooks" / "pre-push").exists()
 
 

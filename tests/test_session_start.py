@@ -147,7 +147,9 @@ def test_three_resumes_in_a_row_repeat_no_line(project: Project) -> None:
     assert "Last session document" not in contexts[1] + contexts[3]
     seen: dict[str, int] = {}
     for index, text in enumerate(contexts):
-        for line in text.splitlines():
+        # A resume's header names the time of the context before it, to the second: two
+        # resumes within one second have the same header, which is no stale block.
+        for line in text.splitlines()[1:] if text.startswith("cmem (resume):") else text.splitlines():
             assert line not in seen, f"{line!r} repeated in context {index} (first in {seen[line]})"
             seen[line] = index
     # The counts stay right: the last resume's line has the whole session.
