@@ -440,7 +440,7 @@ def bench_start(project: Project, session: Session, plan: Plan) -> StartResult:
 def startup_times(project: Project, runs: int) -> dict[str, Figure]:
     """What every hook pays before it does anything: the interpreter, and its imports."""
     programs = {"python -c pass": "pass", "python -c 'import pygit2'": "import pygit2",
-                "python -c 'import cmem_git.hooks'": "import cmem_git.hooks"}
+                "python -c 'import cmem_git.entry.hooks'": "import cmem_git.entry.hooks"}
     figures = {}
     for label, code in programs.items():
         figure = Figure()
@@ -522,7 +522,7 @@ PHASES = r"""
 import time
 t0 = time.perf_counter()
 import os, sys
-from cmem_git import hooks
+from cmem_git.entry import hooks
 t1 = time.perf_counter()
 data = sys.stdin.buffer.read()
 if os.environ.get("BENCH_PROFILE"):
@@ -683,7 +683,7 @@ def render_profile(found: dict[str, Any]) -> str:
         item = found[event]
         rest = item["wall_ms"] - item["import_ms"] - item["work_ms"]
         lines += [f"Where {event}'s time goes ({what}; medians of in-process timings):",
-                  f"  whole process {ms(item['wall_ms'])} = cmem_git.hooks imports "
+                  f"  whole process {ms(item['wall_ms'])} = cmem_git.entry.hooks imports "
                   f"{ms(item['import_ms'])} + work (hooks.run) {ms(item['work_ms'])} + "
                   f"interpreter start/exit and sh {ms(rest)}",
                   "  imports by python -X importtime (cumulative, depth <= 2; all top-level: "

@@ -105,7 +105,7 @@ class Writer:
     """Makes cmem commits in process the way the hooks make them."""
 
     def __init__(self, project: Project) -> None:
-        from cmem_git.store import Store
+        from cmem_git.repo.store import Store
 
         self.project = project
         self.store = Store.open(project.memory)
@@ -113,7 +113,8 @@ class Writer:
 
     def commit(self, event: str, sid: str, path: Path, detail: tuple[str, str] | None = None,
                exit_line: bool = False) -> None:
-        from cmem_git import checkpoint, memory
+        from cmem_git.capture import checkpoint
+        from cmem_git.repo import memory
 
         edit = None
         if exit_line:
@@ -126,7 +127,8 @@ class Writer:
         self.events[event] += 1
 
     def document(self, sid: str, path: Path, number: int) -> None:
-        from cmem_git import checkpoint, docs
+        from cmem_git.capture import checkpoint
+        from cmem_git.read import docs
 
         text = (f"# Session {number}: parser work\n\n## Done\n- fixed the tokenizer\n"
                 f"- {number} tests pass\n\n## Next\n- the error messages\n").encode()
@@ -214,7 +216,7 @@ def bench_log(project: Project, runs: int) -> LogResult:
     (`cmem --version`, and the bare interpreter) and the walk in process."""
     import pygit2
 
-    from cmem_git.history import log
+    from cmem_git.repo.history import log
 
     box, memory = project.box, project.memory
     result = LogResult()
@@ -265,7 +267,7 @@ def bench_delta(box: Sandbox, lines: list[bytes], plan: Plan) -> DeltaResult:
     commits. The transcript therefore grows by 1 MiB per run."""
     import pygit2
 
-    from cmem_git import delta
+    from cmem_git.read import delta
 
     project = Project.create(box, "big")
     writer = Writer(project)

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from adversarial import MIB, SHAPES, UNITS, benign  # noqa: E402 - the tests' inputs
 
-from cmem_git.redact import Redactor  # noqa: E402
+from cmem_git.secrets.redact import Redactor  # noqa: E402
 
 CORPUS = ROOT / "tests" / "data" / "corpus"
 

@@ -121,8 +121,8 @@ def write_transcript(path: Path, content: Transcript, size: int) -> None:
 
 
 def stored_bytes(project: Project, sid: str) -> int:
-    from cmem_git import backup
-    from cmem_git.store import Store
+    from cmem_git.capture import backup
+    from cmem_git.repo.store import Store
 
     store = Store.open(project.memory)
     tip = store.tip()
@@ -138,7 +138,7 @@ def folder_bytes(folder: Path) -> int:
 
 def settle(project: Project) -> None:
     """Let a background repack the hooks started finish, as it would between sessions."""
-    from cmem_git import packing
+    from cmem_git.git import packing
 
     if not packing.wait(project.memory / ".git", 600):
         raise BenchError("the background repack did not finish in 10 minutes")
@@ -172,8 +172,9 @@ def stop_commits(box: Sandbox, lines: list[bytes], plan: Plan) -> dict[str, Any]
     `async: true`, so its time is not the row); then the folder, once the repack ends."""
     import random
 
-    from cmem_git import checkpoint, packing
-    from cmem_git.store import Store
+    from cmem_git.capture import checkpoint
+    from cmem_git.git import packing
+    from cmem_git.repo.store import Store
 
     project = Project.create(box, "stops")
     store = Store.open(project.memory)

@@ -16,7 +16,7 @@ def main() -> int:
     private()
     args = sys.argv[1:]
     if len(args) == 2 and args[0] == "hook":
-        from .hooks import main as hook
+        from .entry.hooks import main as hook
 
         status = hook(args[1])
         # Everything is written and closed by now; skipping interpreter teardown (module and

@@ -238,7 +238,7 @@ def git_show(folder: Path, spec: str) -> bytes | None:
 
 
 def test_which_hook_commands_are_claude_memorys(tmp_path: Path) -> None:
-    from cmem_git.adoption import is_old_hook
+    from cmem_git.setup.adoption import is_old_hook
 
     hooks = tmp_path / ".claude" / "hooks"
     hooks.mkdir(parents=True)

@@ -20,11 +20,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmem_git import backup, chunks
-from cmem_git.backup import FileBackup, Source, check_session_id, whole_lines
-from cmem_git.chunks import CHUNK_SIZE, Chunk
+from cmem_git.capture import backup
+from cmem_git.git import chunks
+from cmem_git.capture.backup import FileBackup, Source, check_session_id, whole_lines
+from cmem_git.git.chunks import CHUNK_SIZE, Chunk
 from cmem_git.errors import HookInputError
-from cmem_git.store import Draft, Store, subtree
+from cmem_git.git.repo import Draft
+from cmem_git.repo.store import Store
+from cmem_git.git.trees import subtree
 from conftest import CORPUS, corpus_transcripts, git
 
 MiB = 1024 * 1024

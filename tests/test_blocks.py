@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cmem_git import blocks
-from cmem_git.blocks import Call, Line, Note, Said
+from cmem_git.publish import blocks
+from cmem_git.publish.blocks import Call, Line, Note, Said
 
 
 def line(kind: str, content: Any, **fields: Any) -> bytes:

@@ -15,9 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cmem_git import chunks
-from cmem_git.chunks import CHUNK_SIZE, Chunk, Piece, chunk_name, cut
-from cmem_git.store import BLOB, TREE, Store
+from cmem_git.git import chunks
+from cmem_git.git.chunks import CHUNK_SIZE, Chunk, Piece, chunk_name, cut
+from cmem_git.git.trees import BLOB, TREE
+from cmem_git.repo.store import Store
 from conftest import CORPUS, corpus_transcripts
 
 FIXTURE_OK = settings(max_examples=120, deadline=None,

@@ -17,7 +17,8 @@ from pathlib import Path
 import click
 import pytest
 
-from cmem_git.cli import cli, main
+from cmem_git.cli import main
+from cmem_git.cli.options import cli
 from conftest import CORPUS, Project, cmem, payload, run_hook
 
 SPOTTER = CORPUS / "spotter"

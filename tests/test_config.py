@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cmem_git import config
-from cmem_git.config import (Config, Events, default_config_text, load_config,
+from cmem_git.repo import config
+from cmem_git.repo.config import (Config, Events, default_config_text, load_config,
                              write_default_config)
 from cmem_git.errors import ConfigError
 

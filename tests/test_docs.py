@@ -448,8 +448,9 @@ def test_doc_save_without_a_session_backs_up_no_transcript(project: Project) -> 
 
 
 def test_doc_save_in_the_same_second_never_overwrites(project: Project) -> None:
-    from cmem_git import checkpoint, docs
-    from cmem_git.store import Store
+    from cmem_git.capture import checkpoint
+    from cmem_git.read import docs
+    from cmem_git.repo.store import Store
 
     store = Store.open(project.memory)
     when = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
@@ -470,7 +471,9 @@ def test_doc_save_in_the_same_second_never_overwrites(project: Project) -> None:
 _KILLER = textwrap.dedent("""\
     import os, signal, sys
     import pygit2
-    from cmem_git import cli, sandbox, store, worktree
+    from cmem_git import cli
+    from cmem_git.git import sandbox
+    from cmem_git.repo import store, worktree
 
     def die(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
@@ -647,7 +650,7 @@ def test_discard_marks_pending_as_dealt_with_and_deletes_nothing(project: Projec
 
 
 def test_fresh_start_restores_templates_and_keeps_an_uncommitted_edit(project: Project) -> None:
-    from cmem_git import memory
+    from cmem_git.repo import memory
 
     active, facts = project.memory / "active-context.md", project.memory / "project-memory.md"
     active.write_text(active.read_text() + "\nUNCOMMITTED-EDIT\n")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from cmem_git.settings import HOOK_EVENTS
+from cmem_git.setup.settings import HOOK_EVENTS
 from conftest import CORPUS, PYTHON, Project, cmem, git, payload, run_hook
 
 SHORT = CORPUS / "spotter" / "short.jsonl"
@@ -203,7 +203,8 @@ def test_lock_held_by_a_live_cmem_is_not_stale(project: Project) -> None:
 
 _KILL_AFTER_COMMIT = textwrap.dedent("""\
     import os, signal, sys
-    from cmem_git import cli, store
+    from cmem_git import cli
+    from cmem_git.repo import store
     swap = store.Store._swap
     def moved(self, old, new):
         if swap(self, old, new):

@@ -24,8 +24,9 @@ from typing import Any
 
 import pytest
 
-from cmem_git import page
-from cmem_git.store import Draft, Store
+from cmem_git.publish import page
+from cmem_git.git.repo import Draft
+from cmem_git.repo.store import Store
 from conftest import CORPUS, PYTHON, Project, cmem, git, payload, run_hook
 
 SPOTTER = CORPUS / "spotter"

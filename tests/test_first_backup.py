@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pygit2
 
-from cmem_git import backup, checkpoint, chunks
-from cmem_git.store import Store
+from cmem_git.capture import backup, checkpoint
+from cmem_git.git import chunks
+from cmem_git.repo.store import Store
 from conftest import CORPUS, Project, cmem, git, payload, run_hook, stored_file
 
 MiB = 1024 * 1024

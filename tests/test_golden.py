@@ -28,9 +28,12 @@ from unittest import mock
 import pygit2
 import pytest
 
-from cmem_git import checkpoint, docs, memory, paths
-from cmem_git.config import Config
-from cmem_git.store import Store
+from cmem_git.capture import checkpoint
+from cmem_git.read import docs
+from cmem_git.repo import memory
+from cmem_git import paths
+from cmem_git.repo.config import Config
+from cmem_git.repo.store import Store
 from conftest import CORPUS, Project, cmem, git
 from test_reading import clean_env, tty
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from cmem_git import settings
+from cmem_git.setup import settings
 from conftest import PYTHON, Project, payload, run_hook
 
 
@@ -23,10 +23,10 @@ def test_every_hook_runs_synchronously(project: Project) -> None:
 
 def test_a_hook_with_nothing_to_do_does_not_import_the_redaction_rules() -> None:
     """Compiling 40 secret rules costs more than the rest of a SessionStart."""
-    code = ("import sys, cmem_git.hooks, cmem_git.checkpoint as c, cmem_git.config as k; "
+    code = ("import sys, cmem_git.entry.hooks, cmem_git.capture.checkpoint as c, cmem_git.repo.config as k; "
             "c.redaction(k.Config()); print(json.dumps(sorted(m for m in sys.modules "
             "if m.startswith('cmem_git'))))")
     done = subprocess.run([PYTHON, "-c", "import json; " + code], capture_output=True,
                           text=True, check=True)
-    assert "cmem_git.redact" not in json.loads(done.stdout)
+    assert "cmem_git.secrets.redact" not in json.loads(done.stdout)
     assert "cmem_git.cli" not in json.loads(done.stdout)

@@ -784,7 +784,7 @@ CORRUPT_CONFIGS = {
 @pytest.mark.parametrize("case", sorted(CORRUPT_CONFIGS))
 def test_corrupt_config_still_backs_up_with_defaults(earlier: Earlier, event: str,
                                                      case: str) -> None:
-    from cmem_git.config import default_device
+    from cmem_git.repo.config import default_device
 
     project = earlier.project
     text, line = CORRUPT_CONFIGS[case]

@@ -194,7 +194,7 @@ def test_intake_refuses_each_class_even_when_git_let_it_in(tmp_path: Path, outsi
                                                              case: str) -> None:
     """The second line behind git's own object check: the same objects, put straight into
     the local repository (as a git without transfer.fsckObjects would)."""
-    from cmem_git import intake
+    from cmem_git.git import intake
 
     repo_path = tmp_path / "repo"
     pygit2.init_repository(str(repo_path), initial_head="main")
@@ -214,7 +214,7 @@ def test_intake_refuses_each_class_even_when_git_let_it_in(tmp_path: Path, outsi
 
 def test_intake_refuses_a_blob_over_the_limit(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from cmem_git import intake
+    from cmem_git.git import intake
 
     repo_path = tmp_path / "repo"
     pygit2.init_repository(str(repo_path), initial_head="main")
@@ -228,7 +228,7 @@ def test_intake_refuses_a_blob_over_the_limit(tmp_path: Path,
 @pytest.mark.parametrize("relative", ["../x", "a/../../x", ".git/config", ".GIT/hooks/x",
                                       "/etc/x", "a//b", "", "C:x", "a\\..\\x", ".gitattributes"])
 def test_sandbox_writes_only_ordinary_paths_inside(tmp_path: Path, relative: str) -> None:
-    from cmem_git import sandbox
+    from cmem_git.git import sandbox
 
     root = tmp_path / "root"
     root.mkdir()
@@ -238,7 +238,7 @@ def test_sandbox_writes_only_ordinary_paths_inside(tmp_path: Path, relative: str
 
 
 def test_sandbox_never_writes_through_a_symlinked_folder(tmp_path: Path) -> None:
-    from cmem_git import sandbox
+    from cmem_git.git import sandbox
 
     root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
     root.mkdir()

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from cmem_git import importer
-from cmem_git.store import Store
+from cmem_git.capture import importer
+from cmem_git.repo.store import Store
 from conftest import CORPUS, Project, cmem, git
 
 SPOTTER = CORPUS / "spotter"

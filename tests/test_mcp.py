@@ -11,7 +11,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from cmem_git import mcp_server, registration
+from cmem_git.entry import mcp_server
+from cmem_git.setup import registration
 from conftest import PYTHON, Project, cmem, payload, run_hook
 from test_import import make_session, user_line
 from test_search import append

@@ -184,7 +184,7 @@ def test_background_sync_steps_aside_while_a_sync_holds_the_network(tmp_path: Pa
                                                                       daemon: GitDaemon) -> None:
     """The detached sync SessionEnd starts finds the network lock taken: it leaves the push
     to the holder, silently; a foreground sync waits for the holder and then does its work."""
-    from cmem_git.lock import NetworkLock
+    from cmem_git.git.lock import NetworkLock
     from test_sync import git_at, manual_sync_only
 
     bare = remote_repository(tmp_path)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pygit2
 
-from cmem_git import checkpoint, packing
-from cmem_git.pack import PackWriter
-from cmem_git.store import Store
+from cmem_git.capture import checkpoint
+from cmem_git.git import packing
+from cmem_git.git.pack import PackWriter
+from cmem_git.repo.store import Store
 from conftest import CORPUS, Project, git, git_blobs, payload, run_hook, stored_file
 from test_first_backup import fsck_clean
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cmem_git.settings import HOOK_EVENTS
+from cmem_git.setup.settings import HOOK_EVENTS
 from conftest import CORPUS, MINIMAL_PATH, PYTHON, Project, cmem, git, payload, run_hook
 
 USER_SETTINGS = {
@@ -100,7 +100,7 @@ def _installed_by_an_earlier_cmem(root: Path) -> None:
              for event, sub in (("SessionStart", "session-start"), ("Stop", "stop"))}
     settings = {**USER_SETTINGS, "hooks": {**USER_SETTINGS["hooks"], **hooks}}
     (root / ".claude" / "settings.json").write_text(json.dumps(settings, indent=2))
-    from cmem_git.project import command_templates
+    from cmem_git.setup.project import command_templates
     for name, text in command_templates().items():
         (root / ".claude" / "commands" / name).write_text(text.replace("{{cmem}}",
                                                                        "/old/venv/bin/cmem"))

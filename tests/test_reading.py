@@ -33,8 +33,10 @@ import pygit2
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from cmem_git import checkpoint, chunks, delta, reading
-from cmem_git.store import Store
+from cmem_git.capture import checkpoint
+from cmem_git.git import chunks
+from cmem_git.read import delta, reading
+from cmem_git.repo.store import Store
 from conftest import CORPUS, PYTHON, Project, cmem, git, payload, run_hook
 
 SPOTTER = CORPUS / "spotter"

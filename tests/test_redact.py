@@ -19,7 +19,7 @@ from typing import Any, Callable
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from cmem_git.redact import JSON_FIELD, Finding, Redactor, builtin_rules, marker, rule_names
+from cmem_git.secrets.redact import JSON_FIELD, Finding, Redactor, builtin_rules, marker, rule_names
 from tests.conftest import corpus_transcripts
 
 _RANDOM = random.Random(6)
@@ -634,7 +634,7 @@ def test_lines_without_a_possible_secret_are_never_parsed(monkeypatch: pytest.Mo
         parsed.append(text if isinstance(text, bytes) else text.encode())
         return real(text, *args, **kwargs)
 
-    monkeypatch.setattr("cmem_git.redact.json.loads", spy)
+    monkeypatch.setattr("cmem_git.secrets.redact.json.loads", spy)
     assert Redactor().redact(data)[0] == data
     assert not lines.intersection(parsed)
     assert sum(map(len, parsed)) < len(data) / 20

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adversarial import MIB, SHAPES, UNITS, benign, plain, record
-from cmem_git.redact import Redactor, marker
+from cmem_git.secrets.redact import Redactor, marker
 from conftest import corpus_transcripts
 
 RATIO = 600

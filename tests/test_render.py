@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from cmem_git import render
+from cmem_git.read import render
 from conftest import CORPUS, corpus_transcripts
 
 SHORT_PLACEHOLDER = 200  # characters: a placeholder is a hint, not the data

@@ -16,8 +16,9 @@ from typing import Any
 import pygit2
 import pytest
 
-from cmem_git import checkpoint, matching, search
-from cmem_git.store import Store
+from cmem_git.capture import checkpoint
+from cmem_git.read import matching, search
+from cmem_git.repo.store import Store
 from conftest import Project, cmem
 from test_import import make_session, user_line
 

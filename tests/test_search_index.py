@@ -18,9 +18,10 @@ from typing import Any
 import pygit2
 import pytest
 
-from cmem_git import checkpoint, recall, search_index, transcript
-from cmem_git.backup import ROOT
-from cmem_git.store import Store
+from cmem_git.capture import checkpoint
+from cmem_git.read import recall, search_index, transcript
+from cmem_git.capture.backup import ROOT
+from cmem_git.repo.store import Store
 from conftest import Project, cmem, payload, run_hook
 from test_import import make_session, user_line
 from test_search import append
@@ -127,7 +128,7 @@ def _records(store: Store) -> Any:
 
 
 def _transcripts(repo: pygit2.Repository, tree: pygit2.Tree) -> Any:
-    from cmem_git import chunks
+    from cmem_git.git import chunks
     sessions = tree[ROOT]
     assert isinstance(sessions, pygit2.Tree)
     for session_tree in sessions:

@@ -18,7 +18,7 @@ from typing import Iterator
 import pytest
 
 from adversarial import UNITS
-from cmem_git.redact import marker
+from cmem_git.secrets.redact import marker
 from conftest import Project, cmem, payload, run_hook
 from conftest import stored_file as stored
 from secret_kinds import env_dump, gcp_service_account, kinds, pem

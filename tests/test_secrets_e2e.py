@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from cmem_git.paths import encode_project
-from cmem_git.redact import Redactor, marker, rule_names
+from cmem_git.secrets.redact import Redactor, marker, rule_names
 from conftest import MINIMAL_PATH, PYTHON, Project, cmem, payload
 from conftest import stored_file as stored
 

@@ -13,8 +13,9 @@ import re
 import subprocess
 from pathlib import Path
 
-from cmem_git import checkpoint, errorlog
-from cmem_git.store import Store
+from cmem_git.capture import checkpoint
+from cmem_git.git import errorlog
+from cmem_git.repo.store import Store
 from conftest import CORPUS, Project, cmem, git, payload, run_hook
 
 SHORT = (CORPUS / "spotter" / "short.jsonl").read_bytes()

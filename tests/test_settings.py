@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cmem_git.errors import SettingsError
-from cmem_git.settings import (
+from cmem_git.setup.settings import (
     ASYNC_EVENTS,
     DEFAULT_TIMEOUTS,
     HOOK_EVENTS,

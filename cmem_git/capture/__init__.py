@@ -1,0 +1,1 @@
+"""Writing memory: transcript backups, checkpoints, recovery, import of old backups."""

@@ -1,0 +1,1 @@
+"""Entry points that are not the command line: the hook dispatcher and the MCP server."""

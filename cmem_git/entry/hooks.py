@@ -1,0 +1,350 @@
+"""Claude Code hook events -> commits.
+
+`cmem hook <event>` reads the event's JSON on stdin. A hook must never block or break the session:
+it always exits 0 (exit 2 would block compaction), reports problems through the event's own
+channel (a JSON `systemMessage` where Claude Code shows one, stderr for SessionEnd, whose output
+is discarded) and records them so the next SessionStart tells Claude. It imports only what the
+hook path needs: no click.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .. import paths
+from ..capture import checkpoint, recovery
+from ..capture.backup import check_session_id
+from ..errors import CmemError, HookInputError, LockTimeout, NotInitialized
+from ..git import errorlog, lock, packing, transport
+from ..read import context
+from ..remote import restore, sync
+from ..repo import memory
+from ..repo.config import Config, load_config, network_limits
+from ..repo.history import last_for_session
+from ..repo.store import Store
+
+# name -> (Claude Code's event name, its detail field, the trailer that records it)
+EVENTS = {
+    "session-start": ("SessionStart", "source", "Source"),
+    "pre-compact": ("PreCompact", "trigger", "Trigger"),
+    "session-end": ("SessionEnd", "reason", "Reason"),
+    "stop": ("Stop", None, None),
+    # A long turn of subagents reaches Stop only at its end; SubagentStop commits during it,
+    # throttled as Stop is. Compaction runs as a forked agent, so SubagentStop fires for it too,
+    # with an agent_transcript_path Claude Code never writes: cmem backs up the session's own
+    # files and ignores that path. (No PostCompact hook: Claude Code 2.1 writes the compaction
+    # summary after PostCompact and SessionStart `compact` have run, so it would find nothing
+    # new; tests/claude/test_sessions.py::test_compact checks that this still holds.)
+    "subagent-stop": ("SubagentStop", "agent_id", "Agent"),
+}
+_THROTTLED = ("stop", "subagent-stop")
+# SessionEnd hooks share a 1.5 s budget: wait briefly for the lock and leave the rest to the
+# next SessionStart, which backs up whatever changed since.
+_SESSION_END_WAIT = 0.8
+# Storing a long transcript (a first backup) stops after this many seconds of the hook, with
+# whole lines committed; the next hook continues. SessionEnd keeps inside its shared budget.
+_STORE_BUDGET = {"session-end": 0.9, "pre-compact": 30.0, "stop": 30.0, "subagent-stop": 30.0,
+                 "session-start": 8.0}
+_MAX_INPUT = 16 * 1024 * 1024
+_SYNC_TIMEOUT = 8.0  # at most, seconds for each git network call a hook makes
+_SYNC_WAIT = 2.0  # SessionStart waits this long for another cmem's fetch or push, then skips
+BACKGROUND_SYNC = "background-sync"
+_INDEX_CHEAP_BYTES = 1024 * 1024  # new blobs a hook indexes itself after its commit
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    session_id: str
+    transcript: Path | None
+    cwd: Path | None
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class Output:
+    stdout: str = ""
+    stderr: str = ""
+
+
+@dataclass
+class _Run:
+    event: Event
+    project: Path
+    store: Store
+    config: Config
+    problems: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+
+def parse(name: str, data: bytes) -> Event:
+    if not data.strip():
+        raise HookInputError("no hook JSON on stdin (expected the event Claude Code sends)")
+    try:
+        payload = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise HookInputError(f"hook input is not JSON: {error}") from None
+    if not isinstance(payload, dict):
+        raise HookInputError("hook input is not a JSON object")
+    if "session_id" not in payload:
+        raise HookInputError("hook input has no session_id")
+    detail_key = EVENTS[name][1]
+    detail = payload.get(detail_key) if detail_key else None
+    return Event(name, check_session_id(payload["session_id"]),
+                 _path(payload, "transcript_path"), _path(payload, "cwd"),
+                 str(detail) if detail not in (None, "") else None)
+
+
+def _path(payload: Mapping[str, Any], key: str) -> Path | None:
+    value = payload.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or "\0" in value:
+        raise HookInputError(f"hook input field {key} is not a path: {value!r}")
+    return Path(value)
+
+
+def run(name: str, data: bytes, environ: Mapping[str, str]) -> Output:
+    """Handle one hook event. Never raises."""
+    project = _project(environ, None)
+    try:
+        event = parse(name, data)
+        project = _project(environ, event.cwd)
+        if project is None:
+            raise NotInitialized("no .claude/memory repository for this project")
+        run_ = _start(event, project)
+        output = _handle(run_)
+        # After the commit, never waited for: a detached process packs when it is due.
+        packing.start_if_due(run_.store.gitdir)
+        return output
+    except Exception as error:  # the one boundary of the hook path
+        return _failure(name, project, error)
+
+
+def _project(environ: Mapping[str, str], cwd: Path | None) -> Path | None:
+    """CLAUDE_PROJECT_DIR names the project root and does not follow `cd`; cwd is a fallback."""
+    for start in (environ.get("CLAUDE_PROJECT_DIR"), cwd):
+        found = paths.find_project(Path(start)) if start else None
+        if found is not None:
+            return found
+    return None
+
+
+def _start(event: Event, project: Path) -> _Run:
+    store = Store.open(paths.memory_dir(project))
+    problems = []
+    try:
+        config = load_config(paths.config_path(project))
+    except CmemError as error:
+        config = Config()
+        problems.append(f"{error}; using default settings until it is fixed")
+    store.filter = checkpoint.redaction(config)
+    return _Run(event, project, store, config, problems)
+
+
+def _handle(run_: _Run) -> Output:
+    name = run_.event.name
+    if not getattr(run_.config.events, name.replace("-", "_")):
+        return Output()
+    if name == "session-start":
+        return _session_start(run_)
+    if name in _THROTTLED and _throttled(run_):
+        return Output()
+    edit = _exit_recorder(run_.event) if name == "session-end" else None
+    wait = _SESSION_END_WAIT if name == "session-end" else None
+    result = checkpoint.take(run_.store, _request(run_, edit), wait)
+    run_.problems += result.problems + run_.store.notices
+    if name != "session-end" and result.commit is not None:
+        _refresh_index(run_.store)
+    if name == "session-end" and _syncing(run_):
+        _spawn_background_sync(run_)
+    return _report(run_)
+
+
+def _refresh_index(store: Store) -> None:
+    """Keep the search index current while it is cheap (SessionEnd's budget is too tight, and
+    a large update waits for the next search, which does it anyway)."""
+    from ..read import search_index
+    search_index.refresh_if_cheap(store, _INDEX_CHEAP_BYTES)
+
+
+def _syncing(run_: _Run) -> bool:
+    return run_.config.auto_sync and sync.default_remote(run_.store) is not None
+
+
+def _spawn_background_sync(run_: _Run) -> None:
+    """SessionEnd never waits on the network (SessionEnd hooks share a 1.5 s budget): the push
+    runs in a detached process, in its own session so that it outlives the hook."""
+    log = open(lock.cmem_dir(run_.store.gitdir) / "sync.log", "ab")
+    with log:
+        subprocess.Popen([sys.executable, "-m", "cmem_git", "hook", BACKGROUND_SYNC],
+                         cwd=run_.project, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                         start_new_session=True,
+                         env={**os.environ, "CLAUDE_PROJECT_DIR": str(run_.project)})
+
+
+def background_sync(environ: Mapping[str, str]) -> int:
+    """The detached sync SessionEnd starts; failures wait for the next SessionStart."""
+    project = _project(environ, None)
+    if project is None:
+        return 0
+    store = Store.open(paths.memory_dir(project))
+    try:
+        config = load_config(paths.config_path(project))
+        store.filter = checkpoint.redaction(config)
+        sync.sync(store, None, config.device, _limits(config), checkpoint.secret_rules(config),
+                  wait=0)
+    except LockTimeout:
+        pass  # a sync is running: it pushes this session's commits too
+    except Exception as error:  # recorded, never raised: nobody is waiting for this process
+        errorlog.record(store.gitdir, "background sync", _describe(error))
+    return 0
+
+
+def _sync_now(run_: _Run) -> str | None:
+    """SessionStart pulls and pushes, each git call bounded; a failure is reported, never
+    fatal, and the context says how far behind or ahead the memory is."""
+    remote = sync.default_remote(run_.store)
+    try:
+        outcome = sync.sync(run_.store, remote, run_.config.device, _limits(run_.config),
+                            checkpoint.secret_rules(run_.config), wait=_SYNC_WAIT)
+    except LockTimeout:
+        return f"Sync: skipped, another cmem is syncing with {remote} right now."
+    except CmemError as error:
+        run_.problems.append(f"sync with {remote} failed: {error}")
+        return None
+    parts = [f"{outcome.merged} from {remote}" if outcome.merged else "",
+             f"pushed to {remote}" if outcome.pushed else ""]
+    parts += [f"{path} was edited on two devices: both versions are in it, one after the "
+              "other; combine them" for path in outcome.conflicts]
+    return "Sync: " + ("; ".join(p for p in parts if p) or f"up to date with {remote}") + "."
+
+
+def _limits(config: Config) -> transport.Limits:
+    return transport.Limits(*network_limits(config, _SYNC_TIMEOUT))
+
+
+def _request(run_: _Run, edit: checkpoint.Edit | None = None) -> checkpoint.Request:
+    event = run_.event
+    trailer = EVENTS[event.name][2]
+    detail = (trailer, event.detail) if trailer and event.detail else None
+    return checkpoint.Request(event.name, event.session_id, _transcript(run_),
+                              run_.config.device, detail, edit,
+                              deadline=run_.started + _STORE_BUDGET.get(event.name, 30.0))
+
+
+def _transcript(run_: _Run) -> Path | None:
+    """The payload's transcript_path; without one, where Claude Code keeps this session."""
+    event = run_.event
+    if event.transcript is not None or event.name == "session-start":
+        return event.transcript
+    run_.problems.append("hook input has no transcript_path; looked in Claude Code's folder "
+                         "for this project")
+    return paths.transcripts_dir(run_.project) / f"{event.session_id}.jsonl"
+
+
+def _exit_recorder(event: Event) -> checkpoint.Edit:
+    when = checkpoint.now()
+    return lambda text: memory.record_exit(text, when, event.session_id, event.detail or "other")
+
+
+def _throttled(run_: _Run) -> bool:
+    tip = run_.store.tip()
+    last = last_for_session(run_.store.repo, tip.id if tip else None, run_.event.session_id)
+    return last is not None and time.time() - last.time < run_.config.stop_throttle_minutes * 60
+
+
+def _session_start(run_: _Run) -> Output:
+    event = run_.event
+    folder = (event.transcript.parent if event.transcript and event.transcript.parent.is_dir()
+              else paths.transcripts_dir(run_.project))
+    run_.problems += recovery.recover(run_.store, _request(run_), folder)
+    synced = _sync_now(run_) if _syncing(run_) else None
+    lagging = _behind(run_.store, folder)
+    synced = "\n".join(part for part in (synced, lagging) if part) or None
+    errors = errorlog.take_pending(run_.store.gitdir)
+    settings = context.Settings(run_.config.staleness_hours, run_.config.memory_size_warning_kib)
+    text = context.render(run_.store, settings, errors, run_.problems, synced,
+                          source=event.detail, session=event.session_id)
+    output: dict[str, Any] = {"hookSpecificOutput": {"hookEventName": "SessionStart",
+                                                     "additionalContext": text}}
+    if run_.problems or errors or lagging:
+        shown = run_.problems + ([lagging] if lagging else [])
+        output["systemMessage"] = _message(shown or ["earlier hook problems: see context"])
+    return Output(stdout=json.dumps(output))
+
+
+def _behind(store: Store, folder: Path) -> str | None:
+    """One line for Claude and the user when a local transcript is older than the stored one:
+    `claude --resume` would continue from the stale copy."""
+    lagging = restore.behind(store, folder)
+    if not lagging:
+        return None
+    shown = ", ".join(f"{item.session} ({item.missing} bytes)" for item in lagging[:3])
+    more = f" and {len(lagging) - 3} more" if len(lagging) > 3 else ""
+    first = lagging[0].session
+    return (f"Behind: the local transcript of {shown}{more} is older than the stored copy "
+            f"(continued on another machine); `cmem restore {first}` brings it up to date "
+            "before `claude --resume`.")
+
+
+def _report(run_: _Run) -> Output:
+    if not run_.problems:
+        return Output()
+    for problem in run_.problems:
+        errorlog.record(run_.store.gitdir, run_.event.name, problem)
+    return _channel(run_.event.name, _message(run_.problems))
+
+
+def _message(problems: list[str]) -> str:
+    return "cmem: " + "; ".join(problems)
+
+
+def _channel(name: str, message: str) -> Output:
+    if name == "session-end":
+        return Output(stderr=message + "\n")
+    return Output(stdout=json.dumps({"systemMessage": message}))
+
+
+def _failure(name: str, project: Path | None, error: Exception) -> Output:
+    message = _describe(error)
+    gitdir = paths.memory_dir(project) / ".git" if project else None
+    if gitdir is not None and gitdir.is_dir():
+        try:
+            if not isinstance(error, CmemError):
+                log = errorlog.log_traceback(gitdir, error)
+                message += f" (traceback in {log})"
+            errorlog.record(gitdir, name, message)
+        except OSError as nested:  # e.g. the disk is full: still report, never raise
+            message += f"; could not record it: {nested.strerror or nested}"
+    return _channel(name, f"cmem {name} failed: {message}")
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, CmemError):
+        return f"{error}" + (f" (hint: {error.hint})" if error.hint else "")
+    if isinstance(error, OSError):
+        return f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
+    return f"{type(error).__name__}: {error}"
+
+
+def main(name: str) -> int:
+    if name == BACKGROUND_SYNC:
+        return background_sync(os.environ)
+    if name == packing.BACKGROUND_PACK:
+        return packing.background_pack(os.environ)
+    if name not in EVENTS:
+        sys.stderr.write(f"cmem hook: unknown event {name!r}; one of {', '.join(EVENTS)}\n")
+        return 0
+    data = b"" if sys.stdin.isatty() else sys.stdin.buffer.read(_MAX_INPUT)
+    output = run(name, data, os.environ)
+    sys.stdout.write(output.stdout)
+    sys.stderr.write(output.stderr)
+    return 0

@@ -1,0 +1,1 @@
+"""The exported site: pages, blocks, markdown and the timeline built from history."""

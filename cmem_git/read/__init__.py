@@ -1,0 +1,1 @@
+"""Reading memory: history views, revisions, rendering, delta, search, recall, documents."""

@@ -1,0 +1,1 @@
+"""Several devices, one remote: sync (fetch, merge, push) and restore."""

@@ -1,0 +1,1 @@
+"""Installing cmem in a project and on a machine: init, settings, registration, doctor."""
