@@ -24,8 +24,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_hooks import (  # noqa: E402 - the sibling benchmark's content and sandbox
-    PYTHON, BenchError, Project, Sandbox, Session, Transcript, _load, corpus_lines, mib,
-    progress, sandboxed, timed)
+    PYTHON,
+    BenchError,
+    Project,
+    Sandbox,
+    Session,
+    Transcript,
+    _load,
+    corpus_lines,
+    mib,
+    progress,
+    sandboxed,
+    timed,
+)
 
 MIB = 1024 * 1024
 CMEM = str(Path(PYTHON).with_name("cmem"))

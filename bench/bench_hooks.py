@@ -35,9 +35,10 @@ import tempfile
 import time
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 MIB = 1024 * 1024
 HERE = Path(__file__).resolve().parent

@@ -30,19 +30,36 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_hooks import (  # noqa: E402 - the sibling benchmark's content, sandbox and report
-    PYTHON, BenchError, Figure, Project, Sample, Sandbox, Session, Transcript, _load,
-    corpus_lines, disk_usage, fig, machine, mib, ms, progress, sandboxed, timed)
+    PYTHON,
+    BenchError,
+    Figure,
+    Project,
+    Sample,
+    Sandbox,
+    Session,
+    Transcript,
+    _load,
+    corpus_lines,
+    disk_usage,
+    fig,
+    machine,
+    mib,
+    ms,
+    progress,
+    sandboxed,
+    timed,
+)
 
 MIB = 1024 * 1024
 LOG_TARGET = 200.0  # ms, whole process

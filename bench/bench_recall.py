@@ -33,8 +33,17 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_import_search import (MIB, RARE, Box, _fingerprint, build_large, cmem_argv,  # noqa: E402
-                                 du, grow, rare_record)
+from bench_import_search import (  # noqa: E402
+    MIB,
+    RARE,
+    Box,
+    _fingerprint,
+    build_large,
+    cmem_argv,
+    du,
+    grow,
+    rare_record,
+)
 
 COMMON = "function"
 

@@ -37,9 +37,22 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_hooks import (  # noqa: E402 - the sibling benchmark's content, sandbox and helpers
-    GIT_SCRIPT, PYTHON, BenchError, Project, Sandbox, Transcript, corpus_lines, gzip_size,
-    machine, payload, progress, sandboxed, shell)
-from bench_read import Plan as HistoryPlan, Writer, build_history  # noqa: E402
+    GIT_SCRIPT,
+    PYTHON,
+    BenchError,
+    Project,
+    Sandbox,
+    Transcript,
+    corpus_lines,
+    gzip_size,
+    machine,
+    payload,
+    progress,
+    sandboxed,
+    shell,
+)
+from bench_read import Plan as HistoryPlan  # noqa: E402
+from bench_read import Writer, build_history
 
 MIB = 1024 * 1024
 CMEM = str(Path(PYTHON).with_name("cmem"))
@@ -200,7 +213,7 @@ def growth(box: Sandbox, lines: list[bytes], plan: Plan) -> dict[str, Any]:
     sid = str(uuid.uuid4())
     path = project.folder / f"{sid}.jsonl"
     content = Transcript(sid, lines)
-    for number in range(plan.growth):
+    for _ in range(plan.growth):
         write_transcript(path, content, MIB)
         hook(project, "SessionEnd", sid, path)
     settle(project)

@@ -36,7 +36,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_hooks import (  # noqa: E402 - the sibling benchmark's content and sandbox
-    PYTHON, BenchError, Sandbox, Transcript, corpus_lines, gzip_size, payload, sandboxed)
+    PYTHON,
+    BenchError,
+    Sandbox,
+    Transcript,
+    corpus_lines,
+    gzip_size,
+    payload,
+    sandboxed,
+)
 
 MIB = 1024 * 1024
 TARGET = 2 * MIB  # SPEC: an incremental push after a 1 MiB append sends <= 2 MiB
@@ -62,7 +70,8 @@ class Daemon:
             self.port = probe.getsockname()[1]
         self.process = subprocess.Popen(
             [str(Path(subprocess.run(["git", "--exec-path"], capture_output=True, text=True,
-                                     check=True).stdout.strip()) / "git-daemon"), "--reuseaddr", "--export-all", "--enable=receive-pack",
+                                     check=True).stdout.strip()) / "git-daemon"), "--reuseaddr", "--export-all",
+             "--enable=receive-pack",
              f"--base-path={self.base}", f"--port={self.port}", "--listen=127.0.0.1",
              str(self.base)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)

@@ -10,7 +10,7 @@ Each case is a unit of text repeated to the size asked for, then placed in a tra
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 MIB = 1 << 20
 B64 = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj"

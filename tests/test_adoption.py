@@ -16,7 +16,6 @@ import subprocess
 from pathlib import Path
 
 import yaml
-
 from conftest import CORPUS, Project, cmem, git, payload, run_hook
 
 SHORT = CORPUS / "spotter" / "short.jsonl"

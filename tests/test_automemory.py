@@ -11,9 +11,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from servers import GitDaemon
-from test_sync import (MARKERS, SPOTTER, Device, append, assert_healthy, daemon,  # noqa: F401
-                       desktop, laptop, manual_sync_only, pair, remote_repository,
-                       session_id)
+from test_sync import (  # noqa: F401
+    MARKERS,
+    SPOTTER,
+    Device,
+    append,
+    assert_healthy,
+    daemon,
+    desktop,
+    laptop,
+    manual_sync_only,
+    pair,
+    remote_repository,
+    session_id,
+)
 
 MEMORY = "# Project memory\n\n- tests run with pytest -q\n- the parser lives in src/parse.py\n"
 TOPIC = "# Build\n\nmake all\n"

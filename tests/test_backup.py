@@ -17,18 +17,18 @@ from unittest import mock
 
 import pygit2
 import pytest
+from conftest import CORPUS, corpus_transcripts, git
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cmem_git.capture import backup
-from cmem_git.git import chunks
 from cmem_git.capture.backup import FileBackup, Source, check_session_id, whole_lines
-from cmem_git.git.chunks import CHUNK_SIZE, Chunk
 from cmem_git.errors import HookInputError
+from cmem_git.git import chunks
+from cmem_git.git.chunks import CHUNK_SIZE, Chunk
 from cmem_git.git.repo import Draft
-from cmem_git.repo.store import Store
 from cmem_git.git.trees import subtree
-from conftest import CORPUS, corpus_transcripts, git
+from cmem_git.repo.store import Store
 
 MiB = 1024 * 1024
 SPOTTER = CORPUS / "spotter"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pygit2
 import pytest
+from conftest import CORPUS, corpus_transcripts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +20,6 @@ from cmem_git.git import chunks
 from cmem_git.git.chunks import CHUNK_SIZE, Chunk, Piece, chunk_name, cut
 from cmem_git.git.trees import BLOB, TREE
 from cmem_git.repo.store import Store
-from conftest import CORPUS, corpus_transcripts
 
 FIXTURE_OK = settings(max_examples=120, deadline=None,
                       suppress_health_check=[HealthCheck.function_scoped_fixture])

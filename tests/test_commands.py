@@ -16,10 +16,10 @@ from pathlib import Path
 
 import click
 import pytest
+from conftest import CORPUS, Project, cmem, payload, run_hook
 
 from cmem_git.cli import main
 from cmem_git.cli.options import cli
-from conftest import CORPUS, Project, cmem, payload, run_hook
 
 SPOTTER = CORPUS / "spotter"
 TOOL_HEAVY = SPOTTER / "tool_heavy.jsonl"
@@ -239,8 +239,8 @@ def test_show_gives_records_and_patch(project: Project) -> None:
     assert patch.startswith("+++ b/active-context.md\n@@ ")
     assert re.search(rf"^\+> Last Session End: .* session {SESSION}$", patch, re.MULTILINE)
     git_patch = project.git("show", "--format=", "HEAD", "--", "active-context.md")
-    assert [l for l in patch.splitlines() if l[:1] in "+-" and l[:3] not in ("+++", "---")] == \
-        [l for l in git_patch.splitlines() if l[:1] in "+-" and l[:3] not in ("+++", "---")]
+    assert [s for s in patch.splitlines() if s[:1] in "+-" and s[:3] not in ("+++", "---")] == \
+        [s for s in git_patch.splitlines() if s[:1] in "+-" and s[:3] not in ("+++", "---")]
 
 
 # ---------------------------------------------------------------- no-ops, words, help

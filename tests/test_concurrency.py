@@ -16,13 +16,13 @@ import signal
 import subprocess
 import textwrap
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pygit2
 import pytest
-
 from conftest import CORPUS, MINIMAL_PATH, PYTHON, Project, cmem, payload, run_hook
 
 SHORT = CORPUS / "spotter" / "short.jsonl"
@@ -438,7 +438,8 @@ def _kill(project: Project, process: subprocess.Popen[bytes], aim: int, rng: ran
     """SIGKILL the hook's process group after a random delay: anywhere in [0, typical] (aim 0),
     after it has likely started (aim 1), or within a few ms of it taking the repository lock,
     where it moves the branch and rewrites the index and memory files (aim 2: a window of a
-    ms or two, since transcripts are never checked out). The wall-clock phases of a hook vary by more than the length of that last one on a busy machine, so aim 2
+    ms or two, since transcripts are never checked out). The wall-clock phases of a hook vary by
+    more than the length of that last one on a busy machine, so aim 2
     watches for the lock marker, which holds the writer's pid, rather than guessing."""
     if aim == 2:
         marker = project.memory / ".git" / "cmem" / "writing"

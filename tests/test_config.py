@@ -9,10 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from cmem_git.repo import config
-from cmem_git.repo.config import (Config, Events, default_config_text, load_config,
-                             write_default_config)
 from cmem_git.errors import ConfigError
+from cmem_git.repo import config
+from cmem_git.repo.config import (
+    Config,
+    Events,
+    default_config_text,
+    load_config,
+    write_default_config,
+)
 
 
 @pytest.fixture(autouse=True)

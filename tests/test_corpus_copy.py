@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import CORPUS, SHARED_CORPUS, corpus_transcripts
 
 

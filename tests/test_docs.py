@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from conftest import CORPUS, MINIMAL_PATH, PYTHON, Project, cmem, payload, run_hook
 
 SPOTTER = CORPUS / "spotter"

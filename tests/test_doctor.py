@@ -18,9 +18,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import CORPUS, PYTHON, Project, cmem, git, payload, run_hook
 
 from cmem_git.setup.settings import HOOK_EVENTS
-from conftest import CORPUS, PYTHON, Project, cmem, git, payload, run_hook
 
 SHORT = CORPUS / "spotter" / "short.jsonl"
 HEALTHY = "everything is in order"

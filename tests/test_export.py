@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import CORPUS, PYTHON, Project, cmem, payload, run_hook
 
-from cmem_git.publish import page
 from cmem_git.git.repo import Draft
+from cmem_git.publish import page
 from cmem_git.repo.store import Store
-from conftest import CORPUS, PYTHON, Project, cmem, git, payload, run_hook
 
 SPOTTER = CORPUS / "spotter"
 SID_A = "4d5611e5-241a-462a-8d15-5122611a9569"  # compaction excerpt + its subagent files

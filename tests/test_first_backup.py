@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import pygit2
+from conftest import CORPUS, Project, cmem, git, payload, run_hook, stored_file
 
 from cmem_git.capture import backup, checkpoint
 from cmem_git.git import chunks
 from cmem_git.repo.store import Store
-from conftest import CORPUS, Project, cmem, git, payload, run_hook, stored_file
 
 MiB = 1024 * 1024
 SID = "5f0c2a8e-1111-4222-8333-944455556666"

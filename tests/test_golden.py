@@ -27,15 +27,15 @@ from unittest import mock
 
 import pygit2
 import pytest
+from conftest import CORPUS, Project, cmem, git
+from test_reading import clean_env, tty
 
+from cmem_git import paths
 from cmem_git.capture import checkpoint
 from cmem_git.read import docs
 from cmem_git.repo import memory
-from cmem_git import paths
 from cmem_git.repo.config import Config
 from cmem_git.repo.store import Store
-from conftest import CORPUS, Project, cmem, git
-from test_reading import clean_env, tty
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 REGENERATE = os.environ.get("CMEM_GOLDEN_REGENERATE") == "1"  # read before conftest clears it

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 
-from cmem_git.setup import settings
 from conftest import PYTHON, Project, payload, run_hook
+
+from cmem_git.setup import settings
 
 
 def test_every_hook_runs_synchronously(project: Project) -> None:

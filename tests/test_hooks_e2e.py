@@ -24,9 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from conftest import (CORPUS, MINIMAL_PATH, Project, corpus_transcripts, git_blobs, payload,
-                      run_hook)
+from conftest import CORPUS, MINIMAL_PATH, Project, corpus_transcripts, git_blobs, payload, run_hook
 
 SPOTTER = CORPUS / "spotter"
 SHORT = SPOTTER / "short.jsonl"

@@ -12,15 +12,13 @@ the local branch is where it was, and the repository is sound.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pygit2
 import pytest
-
 from servers import GitDaemon
-from test_sync import (Device, context_of, daemon, git_at, laptop,  # noqa: F401 - fixtures
-                       remote_repository, served)
+from test_sync import Device, context_of, daemon, git_at, laptop, remote_repository, served  # noqa: F401 - fixtures
 
 GIB = 1024 ** 3
 

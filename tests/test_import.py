@@ -18,10 +18,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import CORPUS, Project, cmem, git
 
 from cmem_git.capture import importer
 from cmem_git.repo.store import Store
-from conftest import CORPUS, Project, cmem, git
 
 SPOTTER = CORPUS / "spotter"
 PARENT = "4d5611e5-241a-462a-8d15-5122611a9569"

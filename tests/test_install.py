@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import MINIMAL_PATH, Project, payload, run_hook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +38,22 @@ def test_ci_runs_readmes_test_command() -> None:
     (command,) = readme_commands("Run the tests")
     lines = (ROOT / ".ci" / "run").read_text().splitlines()
     assert command in lines
+
+
+def test_ci_runs_ruff_and_mypy_after_the_tests() -> None:
+    """What the code claims (types everywhere, the agreed lint rules) fails CI when broken, with
+    the tools the `test` extras install and the settings pyproject.toml gives them."""
+    lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    (command,) = readme_commands("Run the tests")
+    after = lines[lines.index(command) + 1:]
+    assert ".test-venv/bin/ruff check" in after
+    assert ".test-venv/bin/python -m mypy" in after
+    pyproject = (ROOT / "pyproject.toml").read_text()  # (tomllib is not in Python 3.10)
+    assert re.search(r"\[tool\.mypy\]\nstrict = true\n", pyproject)
+    # Its own rule set, whatever a global ruff config on the machine says.
+    assert re.search(r"\[tool\.ruff\.lint\]\n(#.*\n)*select = \[", pyproject)
+    extras = re.search(r"\ntest = \[(.*)\]\n", pyproject)
+    assert extras and '"mypy' in extras[1] and '"ruff' in extras[1]
 
 
 @pytest.fixture(scope="module")

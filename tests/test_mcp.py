@@ -6,16 +6,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
-from cmem_git.entry import mcp_server
-from cmem_git.setup import registration
 from conftest import PYTHON, Project, cmem, payload, run_hook
 from test_import import make_session, user_line
 from test_search import append
+
+from cmem_git.entry import mcp_server
+from cmem_git.setup import registration
 
 
 class Client:

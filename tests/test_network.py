@@ -17,16 +17,26 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from conftest import PYTHON
 from servers import LOCALHOST, GitDaemon
-from test_sync import (SPOTTER, Device, append, assert_healthy, daemon, desktop,  # noqa: F401
-                       laptop, pair, pending_errors, remote_repository, session_id,
-                       wait_background)
+from test_sync import (  # noqa: F401
+    SPOTTER,
+    Device,
+    append,
+    assert_healthy,
+    daemon,
+    desktop,
+    laptop,
+    pair,
+    pending_errors,
+    remote_repository,
+    session_id,
+    wait_background,
+)
 
 
 class SilentServer:
@@ -184,8 +194,9 @@ def test_background_sync_steps_aside_while_a_sync_holds_the_network(tmp_path: Pa
                                                                       daemon: GitDaemon) -> None:
     """The detached sync SessionEnd starts finds the network lock taken: it leaves the push
     to the holder, silently; a foreground sync waits for the holder and then does its work."""
-    from cmem_git.git.lock import NetworkLock
     from test_sync import git_at, manual_sync_only
+
+    from cmem_git.git.lock import NetworkLock
 
     bare = remote_repository(tmp_path)
     laptop.ok("remote", "add", "origin", daemon.url("memory.git"))

@@ -6,13 +6,13 @@ import os
 from pathlib import Path
 
 import pygit2
+from conftest import CORPUS, Project, git, git_blobs, payload, run_hook, stored_file
+from test_first_backup import fsck_clean
 
 from cmem_git.capture import checkpoint
 from cmem_git.git import packing
 from cmem_git.git.pack import PackWriter
 from cmem_git.repo.store import Store
-from conftest import CORPUS, Project, git, git_blobs, payload, run_hook, stored_file
-from test_first_backup import fsck_clean
 
 SID = "7a1b2c3d-4e5f-4a6b-8c7d-8e9fa0b1c2d3"
 

@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import CORPUS, MINIMAL_PATH, PYTHON, Project, cmem, git, payload, run_hook
 
 from cmem_git.setup.settings import HOOK_EVENTS
-from conftest import CORPUS, MINIMAL_PATH, PYTHON, Project, cmem, git, payload, run_hook
 
 USER_SETTINGS = {
     "permissions": {"allow": ["Bash(npm test)"]},

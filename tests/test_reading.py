@@ -31,13 +31,14 @@ from unittest import mock
 
 import pygit2
 import pytest
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from conftest import CORPUS, PYTHON, Project, cmem, git, payload, run_hook
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from cmem_git.capture import checkpoint
 from cmem_git.git import chunks
 from cmem_git.read import delta, reading
 from cmem_git.repo.store import Store
-from conftest import CORPUS, PYTHON, Project, cmem, git, payload, run_hook
 
 SPOTTER = CORPUS / "spotter"
 SESSION_A = "4d5611e5-241a-462a-8d15-5122611a9569"  # the compaction excerpt and its subagents
@@ -825,7 +826,7 @@ def test_diff_between_commits_renders_records(built: Built) -> None:
     assert raw == appended(built.stored[5][stored_path(SESSION_B)], SHORT)
     # a memory file between revisions: a unified diff
     out = ok(p, "diff", built.commits[6], built.commits[7]).decode()
-    assert "--- a/active-context.md" in out and f"+> Last Session End:" in out
+    assert "--- a/active-context.md" in out and "+> Last Session End:" in out
     assert ok(p, "diff", "--stat", built.commits[6], built.commits[7]).decode() == \
         "active-context.md: +1 -1 lines\n"
     assert ok(p, "diff", "HEAD", "HEAD") == b"no changes\n"

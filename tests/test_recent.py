@@ -7,12 +7,12 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import CORPUS, Project, cmem, payload, run_hook
 
 from cmem_git.capture import checkpoint
 from cmem_git.read import context
 from cmem_git.repo import history, memory, recent
 from cmem_git.repo.store import Store
-from conftest import CORPUS, Project, cmem, payload, run_hook
 
 SID = "0a1b2c3d-0000-4000-8000-000000000001"
 

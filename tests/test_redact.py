@@ -14,10 +14,12 @@ import random
 import string
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cmem_git.secrets.redact import JSON_FIELD, Finding, Redactor, builtin_rules, marker, rule_names
 from tests.conftest import corpus_transcripts

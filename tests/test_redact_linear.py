@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
+from adversarial import MIB, SHAPES, UNITS, benign, plain, record
+from conftest import corpus_transcripts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adversarial import MIB, SHAPES, UNITS, benign, plain, record
 from cmem_git.secrets.redact import Redactor, marker
-from conftest import corpus_transcripts
 
 RATIO = 600
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import CORPUS, corpus_transcripts
 
 from cmem_git.read import render
-from conftest import CORPUS, corpus_transcripts
 
 SHORT_PLACEHOLDER = 200  # characters: a placeholder is a hint, not the data
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import pygit2
 import pytest
+from conftest import Project, cmem
+from test_import import make_session, user_line
 
 from cmem_git.capture import checkpoint
 from cmem_git.read import matching, search
 from cmem_git.repo.store import Store
-from conftest import Project, cmem
-from test_import import make_session, user_line
 
 OLD = dt.datetime(2020, 5, 1, tzinfo=dt.timezone.utc).timestamp()
 NEW = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc).timestamp()

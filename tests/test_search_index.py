@@ -17,14 +17,14 @@ from typing import Any
 
 import pygit2
 import pytest
-
-from cmem_git.capture import checkpoint
-from cmem_git.read import recall, search_index, transcript
-from cmem_git.capture.backup import ROOT
-from cmem_git.repo.store import Store
 from conftest import Project, cmem, payload, run_hook
 from test_import import make_session, user_line
 from test_search import append
+
+from cmem_git.capture import checkpoint
+from cmem_git.capture.backup import ROOT
+from cmem_git.read import recall, search_index, transcript
+from cmem_git.repo.store import Store
 
 QUERIES = ["marker-", "Read", "the", "tool output", "zz"]
 

@@ -16,12 +16,22 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import Project
-from servers import GitDaemon, bare_repository, clean_env
-from test_sync import (SPOTTER, Device, append, assert_healthy, daemon, desktop,  # noqa: F401
-                       laptop, manual_sync_only, new_home, remote_repository, served,
-                       session_id)
+from servers import GitDaemon, clean_env
+from test_sync import (  # noqa: F401
+    SPOTTER,
+    Device,
+    append,
+    assert_healthy,
+    daemon,
+    desktop,
+    laptop,
+    manual_sync_only,
+    new_home,
+    remote_repository,
+    served,
+    session_id,
+)
 
 FOCUS_A = "Porting the tokenizer to the streaming reader (machine A)."
 TEMPLATE_FOCUS = "What is being worked on right now, and why."

@@ -12,16 +12,16 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from adversarial import UNITS
-from cmem_git.secrets.redact import marker
 from conftest import Project, cmem, payload, run_hook
 from conftest import stored_file as stored
 from secret_kinds import env_dump, gcp_service_account, kinds, pem
+
+from cmem_git.secrets.redact import marker
 
 SID = "5e7c2a10-0b1d-4c3e-8f2a-9d6b4c1e0a77"
 

@@ -24,16 +24,17 @@ import string
 import subprocess
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
+from conftest import MINIMAL_PATH, PYTHON, Project, cmem, payload
+from conftest import stored_file as stored
 
 from cmem_git.paths import encode_project
 from cmem_git.secrets.redact import Redactor, marker, rule_names
-from conftest import MINIMAL_PATH, PYTHON, Project, cmem, payload
-from conftest import stored_file as stored
 
 _RNG = random.Random(0x5EC2E75)
 ALNUM = string.ascii_letters + string.digits

@@ -13,10 +13,11 @@ import re
 import subprocess
 from pathlib import Path
 
+from conftest import CORPUS, Project, cmem, git, payload, run_hook
+
 from cmem_git.capture import checkpoint
 from cmem_git.git import errorlog
 from cmem_git.repo.store import Store
-from conftest import CORPUS, Project, cmem, git, payload, run_hook
 
 SHORT = (CORPUS / "spotter" / "short.jsonl").read_bytes()
 RECORDS = SHORT.splitlines(keepends=True)

@@ -20,14 +20,15 @@ import statistics
 import subprocess
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
-
 from conftest import CORPUS, PYTHON, Project, cmem, payload, run_hook
-from conftest import git_blobs as blobs, stored_file as stored
+from conftest import git_blobs as blobs
+from conftest import stored_file as stored
 from servers import GitDaemon, HttpGit, bare_repository, reject_pushes
 
 SPOTTER = CORPUS / "spotter"

@@ -26,9 +26,9 @@ Documents, markers and the other files of a claude-memory folder: legacy.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pygit2
 

@@ -13,8 +13,9 @@ the project folder so that tests can call them without a server too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .. import paths
 from ..capture.backup import MAIN, ROOT
@@ -165,33 +166,37 @@ def serve(project: Path) -> None:
             hint = f" (hint: {error.hint})" if error.hint else ""
             raise ToolError(f"{error}{hint}") from error
 
-    @server.tool(name="search", structured_output=False, description="Search everything ever said in this project's Claude Code "
+    @server.tool(name="search", structured_output=False, description=(
+                 "Search everything ever said in this project's Claude Code "
                  "sessions (user prompts, Claude's replies, tool calls and results, subagents, "
                  "compaction summaries), session documents and memory files, across all "
                  "history. `query` is an exact phrase (case-insensitive unless ignore_case is "
                  "false). Filters: session (id prefix), kind (user, assistant, tool, summary, "
-                 "doc, memory), since/until ('2 days ago', '2026-11-20'). Best hits first.")
+                 "doc, memory), since/until ('2 days ago', '2026-11-20'). Best hits first."))
     def search_tool(query: str, session: str | None = None, kind: str | None = None,
                     since: str | None = None, until: str | None = None, limit: int = 10,
                     ignore_case: bool = True) -> str:
         return answer(search, query, session, kind, since, until, limit, ignore_case)
 
-    @server.tool(name="show", structured_output=False, description="Read records of a session's transcript, e.g. around a search "
+    @server.tool(name="show", structured_output=False, description=(
+                 "Read records of a session's transcript, e.g. around a search "
                  "hit: session (id prefix), line (the hit's record number), count (at most "
                  f"{MAX_RECORDS}), file (main.jsonl, or subagents/<name>.jsonl), commit (a "
-                 "search hit's commit, for a version since rewritten).")
+                 "search hit's commit, for a version since rewritten)."))
     def show_tool(session: str, line: int = 1, count: int = 5, file: str = MAIN,
                   commit: str | None = None) -> str:
         return answer(show, session, line, count, file, commit)
 
-    @server.tool(name="log", structured_output=False, description="Recent commits of the memory, newest first: session backups "
+    @server.tool(name="log", structured_output=False, description=(
+                 "Recent commits of the memory, newest first: session backups "
                  "(with their session ids) and session documents. Filter by session or event "
-                 "(session-end, pre-compact, document, ...).")
+                 "(session-end, pre-compact, document, ...)."))
     def log_tool(limit: int = 20, session: str | None = None, event: str | None = None) -> str:
         return answer(log, limit, session, event)
 
-    @server.tool(name="resume", structured_output=False, description="The last session document and what happened since it: what a "
-                 "new session needs to pick up where the last one left off.")
+    @server.tool(name="resume", structured_output=False, description=(
+                 "The last session document and what happened since it: what a "
+                 "new session needs to pick up where the last one left off."))
     def resume_tool(max_chars: int = MAX_CHARS) -> str:
         return answer(resume, max_chars)
 

@@ -12,8 +12,9 @@ have" without reading it, which is what deltas and the hook's trailers need.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import pygit2
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
 
 import pygit2
 

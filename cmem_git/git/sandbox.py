@@ -11,8 +11,8 @@ temp file and a rename, so a reader never sees half a file.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from ..errors import CmemError
 from .intake import path_problem

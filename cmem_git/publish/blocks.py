@@ -17,8 +17,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Union
+from typing import Any
 
 import pygit2
 
@@ -99,8 +100,8 @@ class _Orphan:
     result: Result
 
 
-Block = Union[Said, Thinking, Call, Compaction, Summary, Note, Line]
-_Item = Union[Block, _Orphan]
+Block = Said | Thinking | Call | Compaction | Summary | Note | Line
+_Item = Block | _Orphan
 
 
 # --- reading stored files ----------------------------------------------------------------

@@ -13,7 +13,8 @@ from __future__ import annotations
 import codecs
 import html
 import re
-from typing import Iterable, TextIO
+from collections.abc import Iterable
+from typing import TextIO
 
 from .blocks import Call, Compaction, Note, Said, Summary, Thinking
 from .page import HIDDEN, parse_time

@@ -18,7 +18,8 @@ import datetime as dt
 import hashlib
 import html
 import re
-from typing import Iterable, TextIO
+from collections.abc import Iterable
+from typing import TextIO
 
 from .blocks import Call, Compaction, Note, Said, Summary, Thinking
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 import pygit2
 
@@ -248,7 +248,7 @@ def _told(store: Store) -> dict[str, dict[str, object]]:
 
 def _remember(store: Store, told: dict[str, dict[str, object]], session: str | None,
               lines: list[Line], now: float) -> None:
-    entry: dict[str, object] = {"time": now, "marks": {l.key: l.mark for l in lines if l.mark}}
+    entry: dict[str, object] = {"time": now, "marks": {line.key: line.mark for line in lines if line.mark}}
     told = {k: v for k, v in told.items() if k not in (session, _LAST)}
     kept = sorted(told.items(), key=lambda kv: _number(kv[1].get("time")))[-_TOLD_SESSIONS:]
     told = dict(kept)

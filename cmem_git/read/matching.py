@@ -18,8 +18,8 @@ import json
 import multiprocessing
 import os
 import re
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Sequence
 
 import pygit2
 from pygit2.enums import Option

@@ -10,8 +10,9 @@ import dataclasses
 import difflib
 import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import pygit2
 
@@ -247,8 +248,8 @@ def changes_stat(found: Changes) -> str:
 
 def _line_change(old: bytes | None, new: bytes | None) -> str:
     diff = list(difflib.unified_diff(_lines(old), _lines(new), lineterm=""))
-    added = sum(1 for l in diff if l.startswith("+") and not l.startswith("+++"))
-    removed = sum(1 for l in diff if l.startswith("-") and not l.startswith("---"))
+    added = sum(1 for d in diff if d.startswith("+") and not d.startswith("+++"))
+    removed = sum(1 for d in diff if d.startswith("-") and not d.startswith("---"))
     return f"+{added} -{removed} lines"
 
 

@@ -16,8 +16,9 @@ rewritten, so matches are deduplicated by (session, line bytes); a document's by
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import pygit2
 from pygit2.enums import SortMode

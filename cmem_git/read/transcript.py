@@ -7,8 +7,9 @@ of heavy imports: `cmem search` on the index must start fast.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from ..capture.backup import ROOT
 

@@ -5,7 +5,8 @@ whose commit id sorts first goes first, so both devices reach the same tree.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pygit2
 

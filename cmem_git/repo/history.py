@@ -7,8 +7,8 @@ from marker files or from timestamps inside transcripts.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Iterator, Mapping
 
 import pygit2
 

@@ -7,8 +7,8 @@ clone) checked them out in has them taken out once, when it is opened.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import pygit2
 

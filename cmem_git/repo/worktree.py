@@ -18,8 +18,8 @@ and renamed, so a reader never sees half a file.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import pygit2
 from pygit2.ffi import C  # pygit2's own binding: IndexEntry has no flags, libgit2's entry does

@@ -6,9 +6,9 @@ raw JSON bytes of anything the rule can match; change the two together.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Iterator
+from functools import cache
 
 from .jsonstr import _RECORD, Hit
 from .secret_rules import (
@@ -121,7 +121,7 @@ def _gate_hits(data: bytes) -> list[Hit]:
     return hits
 
 
-@lru_cache(maxsize=None)
+@cache
 def _guarded(kind: int) -> tuple[tuple[int, Rule], ...]:
     """The built-in rules, with their priority, whose matches a hit of this kind may lie in."""
     return tuple((i, compiled(i)) for i, (name, _, _) in enumerate(RULE_SOURCES)
@@ -140,7 +140,7 @@ _BACK = {"env-secret": 56, "aws-secret-key": 32, "aws-session-token": 20, "datad
 _GLOBAL_FLAGS = re.compile(r"\A\(\?[aiLmsux]+\)")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _locator(pattern: re.Pattern[str], back: int) -> re.Pattern[str]:
     """Matches up to the first place within `back` characters where `pattern` can start. A
     look-ahead adds no group, so the rule's own groups (and back-references) keep their numbers."""

@@ -7,8 +7,8 @@ from __future__ import annotations
 import bisect
 import json
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 # The rules live in secret_rules.py; builtin_rules, rule_names, marker and JSON_FIELD are part
 # of this module's interface too (scan, sync and the tests use them from here).

@@ -42,8 +42,8 @@ import bisect
 import collections
 import json
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 from .gates import _KINDS, _gate_hits, _guarded, _near, _past, _region_end
 from .jsonstr import (

@@ -12,9 +12,9 @@ from __future__ import annotations
 import collections
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Callable
+from functools import cache
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def rule_names() -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for name, _, _ in RULE_SOURCES)) + (JSON_FIELD,)
 
 
-@lru_cache(maxsize=None)
+@cache
 def compiled(index: int) -> Rule:
     """Compiled on first use: a hook whose new bytes pass no gate never pays for it, and one
     whose bytes pass a gate pays for the few rules that gate guards."""

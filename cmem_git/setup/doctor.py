@@ -17,9 +17,9 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pygit2
 
@@ -185,7 +185,7 @@ def _old_hooks(project: Path) -> list[Finding]:
             for path, commands in found.items()]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _runs(command: str) -> bool:
     """Whether the interpreter a hook names can import cmem."""
     try:
@@ -199,7 +199,7 @@ def _runs(command: str) -> bool:
     return done.returncode == 0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _command_runs(command: str) -> bool:
     """Whether a slash command's cmem (a script, or `python -m cmem_git`) runs."""
     try:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from . import client
 from .harness import DURATIONS, UNKNOWN, Claude, Machine, new_machine
+from .mock_api import MockApi
 
 TESTED: list[str] = []  # the Claude Code version the tier ran, for the summary
-from .mock_api import MockApi
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -11,12 +11,19 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from conftest import git
 from servers import bare_repository
 
-from .harness import (EVERY_TURN, Claude, Machine, backups_match, hooks_succeeded,
-                      new_machine, repository_clean, verify)
+from .harness import (
+    EVERY_TURN,
+    Claude,
+    Machine,
+    backups_match,
+    hooks_succeeded,
+    new_machine,
+    repository_clean,
+    verify,
+)
 
 
 def trailers(machine: Machine, session: str) -> list[dict[str, str]]:
