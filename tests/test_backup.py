@@ -13,7 +13,6 @@ import shutil
 import uuid
 from collections import Counter
 from pathlib import Path
-from unittest import mock
 
 import pygit2
 import pytest
@@ -83,10 +82,12 @@ def commit(store: Store, changes: dict[str, pygit2.Oid | None]) -> pygit2.Oid:
     return oid
 
 
-def back_up(store: Store, *sources: Source) -> list[FileBackup | None]:
+def back_up(store: Store, *sources: Source, chunk_size: int = chunks.CHUNK_SIZE
+            ) -> list[FileBackup | None]:
     """Back up files as one hook does: one commit for all that changed."""
     base = tip_tree(store)
-    items = [backup.back_up(store.repo, base, source) for source in sources]
+    items = [backup.back_up(store.repo, base, source, chunk_size=chunk_size)
+             for source in sources]
     changes: dict[str, pygit2.Oid | None] = {}
     for item in items:
         if item is not None:
@@ -96,8 +97,9 @@ def back_up(store: Store, *sources: Source) -> list[FileBackup | None]:
     return items
 
 
-def back_up_one(store: Store, source: Source) -> FileBackup | None:
-    return back_up(store, source)[0]
+def back_up_one(store: Store, source: Source, chunk_size: int = chunks.CHUNK_SIZE
+                ) -> FileBackup | None:
+    return back_up(store, source, chunk_size=chunk_size)[0]
 
 
 def stored(store: Store, source: Source, tree: pygit2.Tree | None = None) -> list[Chunk]:
@@ -255,25 +257,24 @@ def test_growth_in_any_steps_keeps_boundaries(tmp_path_factory: pytest.TempPathF
     source = main_source(folder, b"")
     previous: list[Chunk] = []
     position = 0
-    with mock.patch.object(chunks, "CHUNK_SIZE", size):
-        for step in steps + [len(final)]:
-            append(source.path, final[position:position + step])
-            position = min(position + step, len(final))
-            item = back_up_one(store, source)
-            expected = whole_lines(final[:position])
-            listed = stored(store, source)
-            assert chunks.read_range(store.repo, listed) == expected
-            if item is None:
-                assert listed == previous
-                continue
-            kept = max(len(previous) - 1, 0)
-            assert not item.rewritten
-            assert listed[:kept] == previous[:kept]
-            assert item.changes.keys() == {f"{source.stored}/{c.name}" for c in listed[kept:]}
-            assert all(len(chunks.blob_data(store.repo, c.oid)) <= size
-                       or chunks.blob_data(store.repo, c.oid).count(b"\n") <= 1 for c in listed)
-            assert all(chunks.blob_data(store.repo, c.oid).endswith(b"\n") for c in listed[:-1])
-            previous = listed
+    for step in steps + [len(final)]:
+        append(source.path, final[position:position + step])
+        position = min(position + step, len(final))
+        item = back_up_one(store, source, chunk_size=size)
+        expected = whole_lines(final[:position])
+        listed = stored(store, source)
+        assert chunks.read_range(store.repo, listed) == expected
+        if item is None:
+            assert listed == previous
+            continue
+        kept = max(len(previous) - 1, 0)
+        assert not item.rewritten
+        assert listed[:kept] == previous[:kept]
+        assert item.changes.keys() == {f"{source.stored}/{c.name}" for c in listed[kept:]}
+        assert all(len(chunks.blob_data(store.repo, c.oid)) <= size
+                   or chunks.blob_data(store.repo, c.oid).count(b"\n") <= 1 for c in listed)
+        assert all(chunks.blob_data(store.repo, c.oid).endswith(b"\n") for c in listed[:-1])
+        previous = listed
     assert stored_bytes(store, source) == final
 
 

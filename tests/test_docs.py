@@ -470,8 +470,7 @@ def test_doc_save_in_the_same_second_never_overwrites(project: Project) -> None:
 _KILLER = textwrap.dedent("""\
     import os, signal, sys
     import pygit2
-    from cmem_git import cli
-    from cmem_git.git import sandbox
+    from cmem_git import atomic, cli
     from cmem_git.repo import store, worktree
 
     def die(*args, **kwargs):
@@ -505,7 +504,7 @@ _KILLER = textwrap.dedent("""\
             def __getattr__(self, name):
                 return getattr(os, name)
             replace = staticmethod(die)
-        sandbox.os = Os()
+        atomic.os = Os()  # every working file is written by atomic.write_atomic
     elif point == "index":  # working files written, the index being written (its lock held)
         def write(self):
             open(os.path.join(self._repo.path, "index.lock"), "w").close()

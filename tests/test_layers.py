@@ -16,10 +16,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "cmem_git"
-# Lowest first. Root modules are listed by name: errors and paths are the ground every layer
-# stands on; __main__ picks the hook dispatcher or the command line, so it comes last.
-LAYERS = ["errors", "paths", "git", "repo", "secrets", "capture", "read", "publish", "remote",
-          "setup", "entry", "cli", "__main__"]
+# Lowest first. Root modules are listed by name: errors, paths and atomic (file writes) are
+# the ground every layer stands on; __main__ picks the hook dispatcher or the command line, so
+# it comes last.
+LAYERS = ["errors", "paths", "atomic", "git", "repo", "secrets", "capture", "read", "publish",
+          "remote", "setup", "entry", "cli", "__main__"]
 MAX_LINES = 420
 
 

@@ -27,7 +27,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pygit2
 import pytest
@@ -265,13 +264,14 @@ growth = st.lists(st.fixed_dictionaries({MAIN_FILE: cut_points(EXCERPT),
                   min_size=1, max_size=6)
 
 
-def _take(store: Store, folder: Path, cuts: dict[str, int]) -> pygit2.Oid | None:
+def _take(store: Store, folder: Path, cuts: dict[str, int], chunk_size: int = chunks.CHUNK_SIZE
+          ) -> pygit2.Oid | None:
     main = folder / f"{SESSION_A}.jsonl"
     sub = folder / SESSION_A / SUB_FILE
     sub.parent.mkdir(parents=True, exist_ok=True)
     main.write_bytes(EXCERPT[:cuts[MAIN_FILE]])
     sub.write_bytes(AGENT[:cuts[SUB_FILE]])
-    request = checkpoint.Request("stop", SESSION_A, main, "prop")
+    request = checkpoint.Request("stop", SESSION_A, main, "prop", chunk_size=chunk_size)
     return checkpoint.take(store, request).commit
 
 
@@ -282,18 +282,17 @@ def grow(folder: Path, steps: list[dict[str, int]], chunk_size: int
     commits: list[pygit2.Commit] = []
     expected: list[dict[str, bytes]] = []
     cuts = {name: 0 for name in SOURCES}
-    with mock.patch.object(chunks, "CHUNK_SIZE", chunk_size):
-        for step in steps:
-            cuts = {name: max(cuts[name], step[name]) for name in SOURCES}  # files only grow
-            holds = {name: data[:stored_end(data, cuts[name])] for name, data in SOURCES.items()}
-            oid = _take(store, folder, cuts)
-            if oid is None:  # nothing new: then nothing may have been due
-                assert holds == (expected[-1] if expected else {n: b"" for n in SOURCES})
-                continue
-            commit = store.repo[oid]
-            assert isinstance(commit, pygit2.Commit)
-            commits.append(commit)
-            expected.append(holds)
+    for step in steps:
+        cuts = {name: max(cuts[name], step[name]) for name in SOURCES}  # files only grow
+        holds = {name: data[:stored_end(data, cuts[name])] for name, data in SOURCES.items()}
+        oid = _take(store, folder, cuts, chunk_size)
+        if oid is None:  # nothing new: then nothing may have been due
+            assert holds == (expected[-1] if expected else {n: b"" for n in SOURCES})
+            continue
+        commit = store.repo[oid]
+        assert isinstance(commit, pygit2.Commit)
+        commits.append(commit)
+        expected.append(holds)
     return store, commits, expected
 
 

@@ -100,14 +100,16 @@ def _refused(name: str) -> bool:
 def back_up(repo: pygit2.Repository, base: pygit2.Tree | None, source: Source,
             transform: Transform | None = None,
             continued_elsewhere: Callable[[str], bool] | None = None,
-            deadline: float | None = None) -> FileBackup | None:
+            deadline: float | None = None, chunk_size: int = chunks.CHUNK_SIZE
+            ) -> FileBackup | None:
     """The changes that bring the stored copy of `source` up to the file; None when there are
     none, or when the file on disk is only an older read of what is stored. `transform`
     (redaction) rewrites whole lines before they are stored. `continued_elsewhere(path)` says
     whether the stored copy holds another device's work: a file that differs from such a copy
     is merged with it, line by line, instead of replacing it. Past `deadline` (a monotonic
     time) a file that is new or grown stops at the chunk being written: what is done is whole
-    lines, and the next backup goes on from there."""
+    lines, and the next backup goes on from there. New chunks hold at most `chunk_size` bytes
+    (tests pass small ones to cross many chunk boundaries)."""
     folder = subtree(base, source.stored)
     stored = chunks.listing(repo, folder)
     place = _source_map(repo, base, source.stored, stored)
@@ -119,20 +121,21 @@ def back_up(repo: pygit2.Repository, base: pygit2.Tree | None, source: Source,
             return None  # nothing new, or an older read of what another hook committed
         if grown or not stored:
             written: _Written | None = _appended(repo, handle, stored[-1] if grown else None,
-                                                 place[0] if grown else 0, end, change, deadline)
+                                                 place[0] if grown else 0, end, change, deadline,
+                                                 chunk_size)
         else:
             handle.seek(0)
             written = _replacement(repo, stored, source, handle.read(end), change,
-                                   continued_elsewhere)
+                                   continued_elsewhere, chunk_size)
     if written is None:
         return None
     return _file_backup(repo, base, source, stored, grown, written, counted, end)
 
 
 def _appended(repo: pygit2.Repository, handle: BinaryIO, last: chunks.Chunk | None, start: int,
-              end: int, change: Transform, deadline: float | None) -> _Written:
+              end: int, change: Transform, deadline: float | None, chunk_size: int) -> _Written:
     """File bytes [start, end) stored after `last` (the stored chunk they replace), streamed."""
-    pieces = _redacted(chunks.stream(handle, start, end, last.line if last else 0),
+    pieces = _redacted(chunks.stream(handle, start, end, last.line if last else 0, chunk_size),
                        last.offset if last else 0, change)
     return _write(repo, pieces, end - start, deadline)
 
@@ -224,10 +227,11 @@ def _write(repo: pygit2.Repository, pieces: Iterable[tuple[_Piece, int]], size: 
 
 def _replacement(repo: pygit2.Repository, stored: list[chunks.Chunk], source: Source,
                  data: bytes, change: Transform,
-                 continued_elsewhere: Callable[[str], bool] | None) -> _Written | None:
+                 continued_elsewhere: Callable[[str], bool] | None, chunk_size: int
+                 ) -> _Written | None:
     """A file that no longer extends its stored copy: stored as it is now, or merged with the
     copy when the session went on on another device too; None when it is an older read."""
-    redacted = list(_redacted(chunks.cut(data), 0, change))
+    redacted = list(_redacted(chunks.cut(data, size=chunk_size), 0, change))
     pieces = [piece for piece, _ in redacted]
     kept = chunks.read_range(repo, stored)
     new = b"".join(p.data for p in pieces)
@@ -238,7 +242,7 @@ def _replacement(repo: pygit2.Repository, stored: list[chunks.Chunk], source: So
     if merged:
         # The session went on elsewhere too (resumed on another device and merged in):
         # keep every line of both rather than replace the other device's lines.
-        pieces = _as_pieces(merge_lines(kept, new))
+        pieces = _as_pieces(merge_lines(kept, new), chunk_size)
         if b"".join(p.data for p in pieces) == kept:
             return None
     written = _write(repo, ((p, 0) for p in pieces), len(data), None)
@@ -254,8 +258,9 @@ def _same_start(kept: bytes, new: bytes) -> bool:
     return bool(first) and new.startswith(first)
 
 
-def _as_pieces(data: bytes) -> list[_Piece]:
-    return [_Piece(p.offset, p.line, p.data, source=p.data) for p in chunks.cut(data)]
+def _as_pieces(data: bytes, chunk_size: int) -> list[_Piece]:
+    return [_Piece(p.offset, p.line, p.data, source=p.data)
+            for p in chunks.cut(data, size=chunk_size)]
 
 
 def _new_map(repo: pygit2.Repository, last: _Piece | None, end: int) -> pygit2.Oid | None:

@@ -16,17 +16,19 @@ from typing import TYPE_CHECKING
 import pygit2
 
 from ..errors import StorageError
+from ..git import chunks
+from ..git.repo import Draft
+from ..git.trees import lookup
 from ..repo import automemory, memory
 from ..repo.config import Config
+from ..repo.history import format_message, plural, size_text, walk
+from ..repo.store import Store
+from ..repo.trailers import Trailer
+from ..repo.worktree import blob_bytes
 from . import backup
 
 if TYPE_CHECKING:
     from ..secrets.redact import Redactor
-from ..git.repo import Draft
-from ..git.trees import lookup
-from ..repo.history import format_message, plural, size_text, walk
-from ..repo.store import Store
-from ..repo.worktree import blob_bytes
 
 Edit = Callable[[bytes], bytes]
 _ELSEWHERE_WALK = 5000
@@ -45,6 +47,7 @@ class Request:
     subject: str | None = None
     always: bool = False  # commit even when the tree does not change (a marker commit)
     deadline: float | None = None  # monotonic time: stop storing a long file there (whole lines)
+    chunk_size: int = chunks.CHUNK_SIZE  # the most bytes a new chunk holds
 
 
 @dataclass
@@ -106,7 +109,7 @@ def _from_elsewhere(repo: pygit2.Repository, tip: pygit2.Commit | None, stored: 
         mine = lookup(commit.tree, stored)
         before = lookup(commit.parents[0].tree, stored) if commit.parents else None
         changed = (mine.id if mine else None) != (before.id if before else None)
-        if changed and (len(commit.parents) > 1 or item.trailers.get("Cmem-Device") != device):
+        if changed and (len(commit.parents) > 1 or item.trailers.get(Trailer.DEVICE) != device):
             return True
     return False
 
@@ -125,7 +128,7 @@ def _transcripts(repo: pygit2.Repository, base: pygit2.Tree | None, tip: pygit2.
             item = backup.back_up(repo, base, source, transform,
                                   lambda stored: _from_elsewhere(repo, tip, stored,
                                                                  request.device),
-                                  request.deadline)
+                                  request.deadline, request.chunk_size)
         except OSError as error:
             problems.append(f"could not read {source.path}: {error.strerror or error}")
             continue
@@ -208,29 +211,29 @@ def _message(request: Request, result: Result, redacting: bool) -> str:
 
 
 def _trailers(request: Request, result: Result, redacting: bool) -> list[tuple[str, str]]:
-    trailers = [("Cmem-Event", request.event)]
+    trailers = [(Trailer.EVENT, request.event)]
     if request.session_id:
-        trailers.append(("Cmem-Session", request.session_id))
+        trailers.append((Trailer.SESSION, request.session_id))
     if request.detail:
-        trailers.append((f"Cmem-{request.detail[0]}", request.detail[1]))
-    trailers.append(("Cmem-Device", request.device))
+        trailers.append((Trailer.PREFIX + request.detail[0], request.detail[1]))
+    trailers.append((Trailer.DEVICE, request.device))
     main = next((f for f in result.files if f.source.stored.endswith("/" + backup.MAIN)), None)
     if main is not None:
-        trailers += [("Cmem-Transcript-Bytes", str(main.after[0])),
-                     ("Cmem-Transcript-Lines", str(main.after[1]))]
+        trailers += [(Trailer.TRANSCRIPT_BYTES, str(main.after[0])),
+                     (Trailer.TRANSCRIPT_LINES, str(main.after[1]))]
     if result.files:
         added_bytes, added_lines = result.added
-        trailers += [("Cmem-Added-Bytes", str(added_bytes)),
-                     ("Cmem-Added-Lines", str(added_lines)),
-                     ("Cmem-Files", str(len(result.files)))]
+        trailers += [(Trailer.ADDED_BYTES, str(added_bytes)),
+                     (Trailer.ADDED_LINES, str(added_lines)),
+                     (Trailer.FILES, str(len(result.files)))]
     rewritten = [f.source.stored for f in result.files if f.rewritten]
     if rewritten:
-        trailers.append(("Cmem-Rewritten", ", ".join(rewritten)))
+        trailers.append((Trailer.REWRITTEN, ", ".join(rewritten)))
     if result.memory:
-        trailers.append(("Cmem-Memory", ", ".join(result.memory)))
+        trailers.append((Trailer.MEMORY, ", ".join(result.memory)))
     if redacting and (result.files or request.files):
         count = result.redactions + sum(f.redactions for f in result.files)
-        trailers.append(("Cmem-Redactions", str(count)))
+        trailers.append((Trailer.REDACTIONS, str(count)))
     return trailers + list(request.trailers)
 
 

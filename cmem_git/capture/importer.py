@@ -36,6 +36,7 @@ from ..errors import CmemError
 from ..git import chunks, packing
 from ..git.trees import subtree
 from ..repo.store import Store
+from ..repo.trailers import Trailer
 from . import backup, checkpoint, recovery
 from . import legacy as legacy_mod
 from .legacy import Backup, mtime, valid_session
@@ -155,9 +156,9 @@ def _import_session(store: Store, device: str, session: Session, report: Report)
         return
     sources = ["projects"] * (session.transcript is not None) + \
         ["claude-memory"] * bool(session.backups)
-    trailers = [("Cmem-Import-Source", ", ".join(sources))]
+    trailers = [(Trailer.IMPORT_SOURCE, ", ".join(sources))]
     if files:
-        trailers.append(("Cmem-Imported", ", ".join(sorted({p.rsplit("/", 1)[0] for p in files}))))
+        trailers.append((Trailer.IMPORTED, ", ".join(sorted({p.rsplit("/", 1)[0] for p in files}))))
     request = checkpoint.Request(EVENT, session.id, transcript, device, files=files,
                                  trailers=tuple(trailers))
     try:
@@ -262,7 +263,7 @@ def import_files(store: Store, device: str, folder: Path, found: list[Backup],
         return
     request = checkpoint.Request(EVENT, None, None, device, files=files,
                                  subject=f"import: {len(files)} claude-memory files",
-                                 trailers=(("Cmem-Import-Source", "claude-memory"),))
+                                 trailers=((Trailer.IMPORT_SOURCE, "claude-memory"),))
     result = checkpoint.take(store, request)
     report.problems += result.problems
     if result.commit is not None:

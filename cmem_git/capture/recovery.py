@@ -14,8 +14,9 @@ import os
 import time
 from pathlib import Path
 
+from ..atomic import write_atomic
 from ..errors import CmemError
-from ..git.lock import cmem_dir
+from ..git.lock import state_dir
 from ..repo.store import Store
 from . import backup, checkpoint
 
@@ -97,14 +98,11 @@ def _stored_size(store: Store, session_id: str) -> int:
 
 def _load(gitdir: Path) -> dict[str, list[int]]:
     try:
-        value = json.loads((gitdir / "cmem" / _CACHE).read_text())
+        value = json.loads((state_dir(gitdir, create=False) / _CACHE).read_text())
     except (OSError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
 
 
 def _save(gitdir: Path, seen: dict[str, list[int]]) -> None:
-    path = cmem_dir(gitdir) / _CACHE
-    temp = path.with_name(f"{_CACHE}.{os.getpid()}")
-    temp.write_text(json.dumps(seen, sort_keys=True))
-    os.replace(temp, path)
+    write_atomic(state_dir(gitdir) / _CACHE, json.dumps(seen, sort_keys=True))

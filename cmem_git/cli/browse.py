@@ -13,6 +13,7 @@ from ..read import revisions
 from ..read.output import colour_enabled, is_terminal, paint, when
 from ..repo.history import Filter, describe
 from ..repo.history import log as history_log
+from ..repo.trailers import Trailer
 from .options import _emit, _max_chars, _project_here, _reader, _store, _time_option, cli
 
 
@@ -70,7 +71,7 @@ def log_command(ctx: click.Context, revs: tuple[str, ...], max_count: int | None
             continue
         lines.append(f"{short} {paint(when(item.time, relative), 'green', colour)} "
                      f"{paint(item.event or 'commit', 'cyan', colour)} {session_text} "
-                     f"{item.trailers.get('Cmem-Device', '-')}  {describe(item)}")
+                     f"{item.trailers.get(Trailer.DEVICE, '-')}  {describe(item)}")
     _emit("".join(line + "\n" for line in lines))
 
 

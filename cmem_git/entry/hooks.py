@@ -4,7 +4,8 @@
 it always exits 0 (exit 2 would block compaction), reports problems through the event's own
 channel (a JSON `systemMessage` where Claude Code shows one, stderr for SessionEnd, whose output
 is discarded) and records them so the next SessionStart tells Claude. It imports only what the
-hook path needs: no click.
+hook path needs: no click, and what only one event needs (SessionStart's recovery, context and
+sync) is imported by that event's handler; bench/bench_imports.py measures each event.
 """
 
 from __future__ import annotations
@@ -14,45 +15,25 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import paths
-from ..capture import checkpoint, recovery
+from ..capture import checkpoint
 from ..capture.backup import check_session_id
 from ..errors import CmemError, HookInputError, LockTimeout, NotInitialized
 from ..git import errorlog, lock, packing, transport
-from ..read import context
-from ..remote import restore, sync
 from ..repo import memory
 from ..repo.config import Config, load_config, network_limits
+from ..repo.events import BY_NAME, HookEvent
 from ..repo.history import last_for_session
 from ..repo.store import Store
 
-# name -> (Claude Code's event name, its detail field, the trailer that records it)
-EVENTS = {
-    "session-start": ("SessionStart", "source", "Source"),
-    "pre-compact": ("PreCompact", "trigger", "Trigger"),
-    "session-end": ("SessionEnd", "reason", "Reason"),
-    "stop": ("Stop", None, None),
-    # A long turn of subagents reaches Stop only at its end; SubagentStop commits during it,
-    # throttled as Stop is. Compaction runs as a forked agent, so SubagentStop fires for it too,
-    # with an agent_transcript_path Claude Code never writes: cmem backs up the session's own
-    # files and ignores that path. (No PostCompact hook: Claude Code 2.1 writes the compaction
-    # summary after PostCompact and SessionStart `compact` have run, so it would find nothing
-    # new; tests/claude/test_sessions.py::test_compact checks that this still holds.)
-    "subagent-stop": ("SubagentStop", "agent_id", "Agent"),
-}
-_THROTTLED = ("stop", "subagent-stop")
-# SessionEnd hooks share a 1.5 s budget: wait briefly for the lock and leave the rest to the
-# next SessionStart, which backs up whatever changed since.
-_SESSION_END_WAIT = 0.8
-# Storing a long transcript (a first backup) stops after this many seconds of the hook, with
-# whole lines committed; the next hook continues. SessionEnd keeps inside its shared budget.
-_STORE_BUDGET = {"session-end": 0.9, "pre-compact": 30.0, "stop": 30.0, "subagent-stop": 30.0,
-                 "session-start": 8.0}
+if TYPE_CHECKING:
+    import pygit2
+
 _MAX_INPUT = 16 * 1024 * 1024
 _SYNC_TIMEOUT = 8.0  # at most, seconds for each git network call a hook makes
 _SYNC_WAIT = 2.0  # SessionStart waits this long for another cmem's fetch or push, then skips
@@ -96,7 +77,7 @@ def parse(name: str, data: bytes) -> Event:
         raise HookInputError("hook input is not a JSON object")
     if "session_id" not in payload:
         raise HookInputError("hook input has no session_id")
-    detail_key = EVENTS[name][1]
+    detail_key = BY_NAME[name].detail
     detail = payload.get(detail_key) if detail_key else None
     return Event(name, check_session_id(payload["session_id"]),
                  _path(payload, "transcript_path"), _path(payload, "cwd"),
@@ -151,22 +132,34 @@ def _start(event: Event, project: Path) -> _Run:
 
 
 def _handle(run_: _Run) -> Output:
-    name = run_.event.name
-    if not getattr(run_.config.events, name.replace("-", "_")):
+    event = BY_NAME[run_.event.name]
+    if not run_.config.events.enabled(event):
         return Output()
-    if name == "session-start":
-        return _session_start(run_)
-    if name in _THROTTLED and _throttled(run_):
+    return _HANDLERS[event.name](run_, event)
+
+
+def _backup(run_: _Run, event: HookEvent) -> Output:
+    """PreCompact, Stop, SubagentStop: commit the session, then keep the search index current."""
+    if event.throttled and _throttled(run_):
         return Output()
-    edit = _exit_recorder(run_.event) if name == "session-end" else None
-    wait = _SESSION_END_WAIT if name == "session-end" else None
-    result = checkpoint.take(run_.store, _request(run_, edit), wait)
-    run_.problems += result.problems + run_.store.notices
-    if name != "session-end" and result.commit is not None:
+    if _commit(run_, event) is not None:
         _refresh_index(run_.store)
-    if name == "session-end" and _syncing(run_):
+    return _report(run_)
+
+
+def _session_end(run_: _Run, event: HookEvent) -> Output:
+    """Commit with the exit recorded in active-context.md; the push runs detached."""
+    _commit(run_, event, _exit_recorder(run_.event))
+    if _syncing(run_):
         _spawn_background_sync(run_)
     return _report(run_)
+
+
+def _commit(run_: _Run, event: HookEvent, edit: checkpoint.Edit | None = None
+            ) -> pygit2.Oid | None:
+    result = checkpoint.take(run_.store, _request(run_, edit), event.wait)
+    run_.problems += result.problems + run_.store.notices
+    return result.commit
 
 
 def _refresh_index(store: Store) -> None:
@@ -177,13 +170,13 @@ def _refresh_index(store: Store) -> None:
 
 
 def _syncing(run_: _Run) -> bool:
-    return run_.config.auto_sync and sync.default_remote(run_.store) is not None
+    return run_.config.auto_sync and transport.default_remote(run_.store.repo) is not None
 
 
 def _spawn_background_sync(run_: _Run) -> None:
     """SessionEnd never waits on the network (SessionEnd hooks share a 1.5 s budget): the push
     runs in a detached process, in its own session so that it outlives the hook."""
-    log = open(lock.cmem_dir(run_.store.gitdir) / "sync.log", "ab")
+    log = open(lock.state_dir(run_.store.gitdir) / "sync.log", "ab")
     with log:
         subprocess.Popen([sys.executable, "-m", "cmem_git", "hook", BACKGROUND_SYNC],
                          cwd=run_.project, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -193,6 +186,7 @@ def _spawn_background_sync(run_: _Run) -> None:
 
 def background_sync(environ: Mapping[str, str]) -> int:
     """The detached sync SessionEnd starts; failures wait for the next SessionStart."""
+    from ..remote import sync
     project = _project(environ, None)
     if project is None:
         return 0
@@ -212,7 +206,8 @@ def background_sync(environ: Mapping[str, str]) -> int:
 def _sync_now(run_: _Run) -> str | None:
     """SessionStart pulls and pushes, each git call bounded; a failure is reported, never
     fatal, and the context says how far behind or ahead the memory is."""
-    remote = sync.default_remote(run_.store)
+    from ..remote import sync
+    remote = transport.default_remote(run_.store.repo)
     try:
         outcome = sync.sync(run_.store, remote, run_.config.device, _limits(run_.config),
                             checkpoint.secret_rules(run_.config), wait=_SYNC_WAIT)
@@ -234,11 +229,11 @@ def _limits(config: Config) -> transport.Limits:
 
 def _request(run_: _Run, edit: checkpoint.Edit | None = None) -> checkpoint.Request:
     event = run_.event
-    trailer = EVENTS[event.name][2]
-    detail = (trailer, event.detail) if trailer and event.detail else None
+    table = BY_NAME[event.name]
+    detail = (table.trailer, event.detail) if table.trailer and event.detail else None
     return checkpoint.Request(event.name, event.session_id, _transcript(run_),
                               run_.config.device, detail, edit,
-                              deadline=run_.started + _STORE_BUDGET.get(event.name, 30.0))
+                              deadline=run_.started + table.budget)
 
 
 def _transcript(run_: _Run) -> Path | None:
@@ -262,7 +257,9 @@ def _throttled(run_: _Run) -> bool:
     return last is not None and time.time() - last.time < run_.config.stop_throttle_minutes * 60
 
 
-def _session_start(run_: _Run) -> Output:
+def _session_start(run_: _Run, _: HookEvent) -> Output:
+    from ..capture import recovery
+    from ..read import context
     event = run_.event
     folder = (event.transcript.parent if event.transcript and event.transcript.parent.is_dir()
               else paths.transcripts_dir(run_.project))
@@ -282,9 +279,16 @@ def _session_start(run_: _Run) -> Output:
     return Output(stdout=json.dumps(output))
 
 
+# Every event of the table has its handler (tests/test_events.py checks it).
+_HANDLERS: dict[str, Callable[[_Run, HookEvent], Output]] = {
+    "session-start": _session_start, "pre-compact": _backup, "session-end": _session_end,
+    "stop": _backup, "subagent-stop": _backup}
+
+
 def _behind(store: Store, folder: Path) -> str | None:
     """One line for Claude and the user when a local transcript is older than the stored one:
     `claude --resume` would continue from the stale copy."""
+    from ..remote import restore
     lagging = restore.behind(store, folder)
     if not lagging:
         return None
@@ -309,7 +313,8 @@ def _message(problems: list[str]) -> str:
 
 
 def _channel(name: str, message: str) -> Output:
-    if name == "session-end":
+    event = BY_NAME.get(name)
+    if event is not None and event.channel == "stderr":
         return Output(stderr=message + "\n")
     return Output(stdout=json.dumps({"systemMessage": message}))
 
@@ -341,8 +346,8 @@ def main(name: str) -> int:
         return background_sync(os.environ)
     if name == packing.BACKGROUND_PACK:
         return packing.background_pack(os.environ)
-    if name not in EVENTS:
-        sys.stderr.write(f"cmem hook: unknown event {name!r}; one of {', '.join(EVENTS)}\n")
+    if name not in BY_NAME:
+        sys.stderr.write(f"cmem hook: unknown event {name!r}; one of {', '.join(BY_NAME)}\n")
         return 0
     data = b"" if sys.stdin.isatty() else sys.stdin.buffer.read(_MAX_INPUT)
     output = run(name, data, os.environ)

@@ -13,7 +13,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .lock import cmem_dir
+from .lock import state_dir
 
 PENDING = "errors.jsonl"
 REPORTED = "errors.reported.jsonl"
@@ -22,18 +22,18 @@ LOG = "cmem.log"
 
 def record(gitdir: Path, event: str, message: str) -> None:
     line = json.dumps({"time": int(time.time()), "event": event, "message": message})
-    _append(cmem_dir(gitdir) / PENDING, line + "\n")
+    _append(state_dir(gitdir) / PENDING, line + "\n")
 
 
 def log_traceback(gitdir: Path, error: BaseException) -> Path:
-    path = cmem_dir(gitdir) / LOG
+    path = state_dir(gitdir) / LOG
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     _append(path, f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n{text}")
     return path
 
 
 def pending(gitdir: Path) -> list[dict[str, object]]:
-    path = gitdir / "cmem" / PENDING
+    path = state_dir(gitdir, create=False) / PENDING
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except FileNotFoundError:
@@ -44,13 +44,13 @@ def pending(gitdir: Path) -> list[dict[str, object]]:
 def take_pending(gitdir: Path) -> list[dict[str, object]]:
     """The pending entries, moved to the reported file. The pending file is renamed away first,
     so an error recorded meanwhile lands in a new pending file instead of being lost."""
-    taken = gitdir / "cmem" / f"{PENDING}.{os.getpid()}"
+    taken = state_dir(gitdir, create=False) / f"{PENDING}.{os.getpid()}"
     try:
-        os.replace(gitdir / "cmem" / PENDING, taken)
+        os.replace(state_dir(gitdir, create=False) / PENDING, taken)
     except FileNotFoundError:
         return []
     text = taken.read_text(encoding="utf-8", errors="replace")
-    _append(gitdir / "cmem" / REPORTED, text)
+    _append(state_dir(gitdir, create=False) / REPORTED, text)
     taken.unlink()
     return [entry for entry in map(_parse, text.splitlines()) if entry is not None]
 

@@ -23,15 +23,17 @@ DEFAULT_WAIT = 10.0
 _GIT_LOCKS = ("index.lock", "HEAD.lock", "packed-refs.lock", "config.lock")
 
 
-def cmem_dir(gitdir: Path) -> Path:
-    """cmem's private state inside the memory repository's .git folder."""
+def state_dir(gitdir: Path, create: bool = True) -> Path:
+    """cmem's private state inside the memory repository's .git folder: `.git/cmem`, spelled
+    here only. A reader that must not create it (nothing to read yet) passes create=False."""
     folder = gitdir / "cmem"
-    folder.mkdir(mode=0o700, exist_ok=True)
+    if create:
+        folder.mkdir(mode=0o700, exist_ok=True)
     return folder
 
 
 def temp_dir(gitdir: Path) -> Path:
-    folder = cmem_dir(gitdir) / "tmp"
+    folder = state_dir(gitdir) / "tmp"
     folder.mkdir(mode=0o700, exist_ok=True)
     return folder
 
@@ -40,8 +42,8 @@ class RepoLock:
     def __init__(self, gitdir: Path, wait: float = DEFAULT_WAIT) -> None:
         self.gitdir = gitdir
         self.wait = wait
-        self.path = cmem_dir(gitdir) / "lock"
-        self.marker = cmem_dir(gitdir) / "writing"
+        self.path = state_dir(gitdir) / "lock"
+        self.marker = state_dir(gitdir) / "writing"
         self._fd: int | None = None
 
     def __enter__(self) -> RepoLock:
@@ -83,13 +85,13 @@ class RepoLock:
 def interrupted(gitdir: Path) -> bool:
     """Whether a holder died mid-write, or left index and files behind the branch (cheap: two
     stats, no lock)."""
-    return (gitdir / "cmem" / "writing").exists() or unsynced(gitdir).exists()
+    return (state_dir(gitdir, create=False) / "writing").exists() or unsynced(gitdir).exists()
 
 
 def unsynced(gitdir: Path) -> Path:
     """Present while index and working files are behind a commit that stands (their update
     failed, e.g. another program held index.lock)."""
-    return gitdir / "cmem" / "unsynced"
+    return state_dir(gitdir, create=False) / "unsynced"
 
 
 def clear_stale(gitdir: Path) -> list[Path]:
@@ -99,7 +101,7 @@ def clear_stale(gitdir: Path) -> list[Path]:
         found += sorted((gitdir / folder).rglob("*.lock")) if (gitdir / folder).is_dir() else []
     for path in found:
         path.unlink(missing_ok=True)
-    shutil.rmtree(gitdir / "cmem" / "tmp", ignore_errors=True)
+    shutil.rmtree(state_dir(gitdir, create=False) / "tmp", ignore_errors=True)
     return found
 
 
@@ -111,7 +113,7 @@ class NetworkLock:
     network calls that may take long, so it is separate from the repository lock."""
 
     def __init__(self, gitdir: Path, wait: float) -> None:
-        self.path = cmem_dir(gitdir) / "network"  # like "lock": no .lock name git would own
+        self.path = state_dir(gitdir) / "network"  # like "lock": no .lock name git would own
         self.wait = wait
         self._fd: int | None = None
 

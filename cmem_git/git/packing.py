@@ -23,8 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import errorlog
-from .lock import cmem_dir
+from . import command, errorlog
+from .lock import state_dir
 
 # ~40 Stop commits of a long session (a chunk, four trees and a commit each): the loose copies
 # of a 256 KiB last chunk add up fast, so the folder stays within 2x gzip of the transcript.
@@ -66,7 +66,7 @@ def due(gitdir: Path, loose_limit: int = LOOSE_LIMIT, pack_limit: int = PACK_LIM
 
 def _left_loose(gitdir: Path) -> int:
     try:
-        return int((gitdir / "cmem" / _DONE).read_text())
+        return int((state_dir(gitdir, create=False) / _DONE).read_text())
     except (OSError, ValueError):
         return 0
 
@@ -82,15 +82,16 @@ def start_if_due(gitdir: Path, loose_limit: int = LOOSE_LIMIT,
         return False
     try:
         full = pack_count(gitdir) > pack_limit
-        with open(cmem_dir(gitdir) / "pack.log", "ab") as log:
+        with open(state_dir(gitdir) / "pack.log", "ab") as log:
             subprocess.Popen([sys.executable, "-m", "cmem_git", "hook", BACKGROUND_PACK],
                              cwd=gitdir, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                              start_new_session=True,
-                             env={**_clean_env(), "CMEM_PACK_GITDIR": str(gitdir),
-                                  "CMEM_PACK_FULL": "1" if full else ""})
+                             env=command.no_git_env({"CMEM_PACK_GITDIR": str(gitdir),
+                                                     "CMEM_PACK_FULL": "1" if full else "",
+                                                     "LC_ALL": "C"}))
         return True
     except OSError:
-        (gitdir / "cmem" / _MARKER).unlink(missing_ok=True)
+        (state_dir(gitdir, create=False) / _MARKER).unlink(missing_ok=True)
         return False
 
 
@@ -104,25 +105,24 @@ def background_pack(environ: dict[str, str] | os._Environ[str]) -> int:
     except (OSError, subprocess.SubprocessError) as error:
         errorlog.record(gitdir, "background pack", str(error))
     finally:
-        (gitdir / "cmem" / _DONE).write_text(str(loose_estimate(gitdir)))
-        (gitdir / "cmem" / _MARKER).unlink(missing_ok=True)
+        (state_dir(gitdir, create=False) / _DONE).write_text(str(loose_estimate(gitdir)))
+        (state_dir(gitdir, create=False) / _MARKER).unlink(missing_ok=True)
     return 0
 
 
 def repack(gitdir: Path, full: bool = False) -> None:
     """Pack loose objects (all objects with `full`) with deltas, then remove packed loose copies."""
-    git = ["git", f"--git-dir={gitdir}"]
+    git = [f"--git-dir={gitdir}"]
     args = ["repack", "-d", "-l", "-q"] + (["-a", "-A"] if full else [])
     for argv in (git + args, git + ["prune-packed", "-q"],
                  git + ["prune", "--expire=2.weeks.ago"]):
-        done = subprocess.run(argv, capture_output=True, env=_clean_env())
+        done = command.run(*argv)
         if done.returncode != 0:
-            raise OSError(f"{' '.join(argv[2:4])} failed: "
-                          f"{done.stderr.decode(errors='replace').strip()}")
+            raise OSError(f"{' '.join(argv[1:3])} failed: {done.stderr.strip()}")
 
 
 def running(gitdir: Path) -> bool:
-    marker = gitdir / "cmem" / _MARKER
+    marker = state_dir(gitdir, create=False) / _MARKER
     return marker.exists()
 
 
@@ -136,7 +136,7 @@ def wait(gitdir: Path, seconds: float) -> bool:
 
 def _claim(gitdir: Path) -> bool:
     """Create the marker (O_EXCL); a marker left by a process that died long ago is taken."""
-    marker = cmem_dir(gitdir) / _MARKER
+    marker = state_dir(gitdir) / _MARKER
     try:
         if time.time() - marker.stat().st_mtime > _STALE:
             marker.unlink(missing_ok=True)
@@ -148,8 +148,3 @@ def _claim(gitdir: Path) -> bool:
         return False
     return True
 
-
-def _clean_env() -> dict[str, str]:
-    from .transport import environment
-
-    return environment()

@@ -250,8 +250,20 @@ class Repo:
                 return False
             ref.set_target(new, message)  # libgit2 checks the value read above: a true CAS
             return True
-        except (pygit2.AlreadyExistsError, pygit2.GitError, KeyError, OSError):
-            return False  # OSError: another holds git's lock on the ref (see `commit`)
+        except (pygit2.AlreadyExistsError, pygit2.GitError, KeyError, OSError) as error:
+            if self._lost_race(old):
+                return False
+            raise StorageError(f"could not move {self.branch} in {self.gitdir}: {error}",
+                               hint="is the disk full or the folder read-only? Nothing was "
+                               "committed; earlier history is intact") from error
+
+    def _lost_race(self, old: pygit2.Commit | None) -> bool:
+        """After a failed branch move: whether another writer moved the branch first or holds
+        git's lock on it (OSError from libgit2; see `commit`). A ref write that failed for any
+        other reason (a full disk, a read-only folder) is an error, not a race to retry."""
+        ref = self.repo.references.get(self.branch)
+        moved = (ref.target if ref is not None else None) != (old.id if old is not None else None)
+        return moved or (self.gitdir / f"{self.branch}.lock").exists()
 
     def signature(self) -> pygit2.Signature:
         try:

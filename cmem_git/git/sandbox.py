@@ -10,10 +10,10 @@ temp file and a rename, so a reader never sees half a file.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..atomic import write_atomic
 from ..errors import CmemError
 from .intake import path_problem
 
@@ -49,15 +49,11 @@ def write(root: Path, relative: str, data: bytes | Iterable[bytes],
           temp_folder: Path | None = None) -> Path:
     """Write `data` (bytes, or parts written one after another, so a large file need not be
     in memory) at `root/relative` atomically: a temp file in `temp_folder` (on the same file
-    system; default: beside the file), then a rename."""
+    system; default: beside the file), then a rename (atomic.py)."""
     path = target(root, relative, create=True)
     if path.is_dir() and not path.is_symlink():
         raise OutsideFolder(root, relative, "a folder is in the way")
-    temp = (temp_folder or path.parent) / f".{path.name}.cmem-{os.getpid()}"
-    with open(temp, "wb", opener=lambda p, f: os.open(p, f, 0o600)) as handle:
-        for part in [data] if isinstance(data, bytes) else data:
-            handle.write(part)
-    os.replace(temp, path)  # replaces a symlink itself, never the file it points at
+    write_atomic(path, data, temp_folder=temp_folder)
     return path
 
 

@@ -3,12 +3,11 @@
 cmem does everything local with pygit2 but fetches and pushes with `git`, as cargo does with
 net.git-fetch-with-cli: the user's ssh-agent, ~/.ssh/config host aliases, credential helpers and
 proxy settings then work exactly as they do for their own repositories, which libgit2 only
-partly supports. This is also the one place cmem starts git, so it is where the remote is kept
-at arm's length:
+partly supports. This is where the remote is kept at arm's length:
 
-- repository-locating variables a caller may have set (GIT_DIR, GIT_INDEX_FILE, ...) are removed
-  so they cannot redirect git, and prompts are off, because a hook must never wait for a
-  password;
+- the environment is command.py's (repository-locating variables a caller may have set, such as
+  GIT_DIR, removed so they cannot redirect git; prompts off, because a hook must never wait for
+  a password), and ssh runs in batch mode;
 - every object received is checked by git itself (`transfer.fsckObjects`: trees with `..`,
   `.git` or `/` in a name are refused before they reach the object store); no hook, attribute
   file or submodule is consulted;
@@ -27,13 +26,14 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import CmemError
+from .command import no_git_env
 
-# Variables that would point git at another repository; auth and ssh settings stay.
-_LOCATING = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
-             "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_NAMESPACE",
-             "GIT_PREFIX", "GIT_CEILING_DIRECTORIES", "GIT_QUARANTINE_PATH")
+if TYPE_CHECKING:
+    import pygit2
+
 # Settings every network call runs with, whatever the user's or the repository's config says.
 _GUARDED = ("core.hooksPath=/dev/null", "core.attributesFile=/dev/null", "core.fsmonitor=false",
             "transfer.fsckObjects=true", "fetch.fsckObjects=true", "receive.fsckObjects=true",
@@ -83,11 +83,11 @@ class Done:
 
 
 def environment(limits: Limits | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _LOCATING}
-    env["GIT_TERMINAL_PROMPT"] = "0"
+    """command.py's environment, with ssh that never prompts either and messages in English
+    (they are parsed below)."""
+    env = no_git_env({"LC_ALL": "C"})
     connect = f" -o ConnectTimeout={max(1, round(limits.connect))}" if limits else ""
     env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes" + connect)
-    env["LC_ALL"] = "C"  # git's messages are parsed below
     return env
 
 
@@ -251,3 +251,9 @@ def rejected_as_stale(error: TransportError) -> bool:
 def lost_ref_race(error: TransportError) -> bool:
     """A fetch whose local ref update lost to another git on the same repository."""
     return "cannot lock ref" in error.detail or "unable to update local ref" in error.detail
+
+
+def default_remote(repo: pygit2.Repository) -> str | None:
+    """The remote sync uses when none is named: origin, else the first there is."""
+    names = [r.name for r in repo.remotes if r.name]
+    return "origin" if "origin" in names else (names[0] if names else None)

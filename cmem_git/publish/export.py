@@ -11,8 +11,6 @@ session documents that cover it. page.py writes HTML, markdown.py Markdown; site
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Protocol, TextIO
 
 import pygit2
 
+from ..atomic import replacing_text
 from ..capture.backup import MAIN, ROOT, check_session_id
 from ..errors import CmemError
 from ..git import chunks
@@ -285,14 +284,8 @@ def write_file(path: Path, fill: Callable[[TextIO], object]) -> None:
     """Write through a temporary file and a rename: an interrupted export leaves the old page
     (or none), never half of one that `--all` would later take as done."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
-            fill(out)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with replacing_text(path) as out:
+        fill(out)
 
 
 def export_one(store: Store, prefix: str, rev: str, form: str, target: Path | None,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pygit2
 
 from ..repo.history import BOUNDARIES, DOCUMENT, ORDER, Entry, entry
+from ..repo.trailers import Trailer
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,9 @@ def timeline(repo: pygit2.Repository, tip: pygit2.Commit) -> Timeline:
         if item.session:
             found.checkpoints.setdefault(item.session, []).append(_checkpoint(item))
             pending.setdefault(item.session, None)
-        if item.event == DOCUMENT and "Cmem-Document" in item.trailers:
-            _cover(found, item.trailers["Cmem-Document"],
-                   item.trailers.get("Cmem-Title", ""), item.time, pending)
+        if item.event == DOCUMENT and Trailer.DOCUMENT in item.trailers:
+            _cover(found, item.trailers[Trailer.DOCUMENT],
+                   item.trailers.get(Trailer.TITLE, ""), item.time, pending)
         if item.event in BOUNDARIES:
             pending = {}
     return found
@@ -77,13 +78,13 @@ def timeline(repo: pygit2.Repository, tip: pygit2.Commit) -> Timeline:
 
 def _checkpoint(item: Entry) -> Checkpoint:
     trailers = item.trailers
-    detail = next((trailers[k] for k in ("Cmem-Reason", "Cmem-Trigger", "Cmem-Source")
+    detail = next((trailers[k] for k in (Trailer.REASON, Trailer.TRIGGER, Trailer.SOURCE)
                    if k in trailers), "")
-    lines = trailers.get("Cmem-Transcript-Lines")
+    lines = trailers.get(Trailer.TRANSCRIPT_LINES)
     return Checkpoint(str(item.id), item.time, item.event or "commit", detail,
-                      trailers.get("Cmem-Device", "?"),
+                      trailers.get(Trailer.DEVICE, "?"),
                       int(lines) if lines and lines.isdigit() else None,
-                      item.number("Cmem-Added-Lines"))
+                      item.number(Trailer.ADDED_LINES))
 
 
 def _cover(found: Timeline, path: str, title: str, when: int,

@@ -12,17 +12,18 @@ not pile up stale copies of the same lines.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import pygit2
 
+from ..atomic import write_atomic
 from ..git import lock
 from ..repo import memory, recent
 from ..repo.history import DOCUMENT, Entry, plural, since_document, walk
 from ..repo.store import Store
+from ..repo.trailers import Trailer
 
 LIMIT = 9_000  # below Claude Code's 10,000-character cap, leaving room for the JSON around it
 _STALENESS_WALK = 2000
@@ -89,8 +90,8 @@ def _text(lines: list[Line], before: Mapping[str, object] | None, source: str | 
 def _documents(document: Entry | None, since: list[Entry], now: float) -> list[Line]:
     head = Line("document", "No session document yet.", "none")
     if document is not None and document.event == DOCUMENT:
-        where = document.trailers.get("Cmem-Document")
-        title = document.trailers.get("Cmem-Title", document.subject.removeprefix("document: "))
+        where = document.trailers.get(Trailer.DOCUMENT)
+        title = document.trailers.get(Trailer.TITLE, document.subject.removeprefix("document: "))
         head = Line("document", f"Last session document: {title!r}"
                     f"{f' ({where})' if where else ''}, {age(now - document.time)} ago.",
                     str(document.id))
@@ -127,7 +128,7 @@ def _pending(since: list[Entry]) -> dict[str, list[Entry]]:
 
 
 def _records(items: list[Entry]) -> int:
-    return sum(e.number("Cmem-Added-Lines") for e in items)
+    return sum(e.number(Trailer.ADDED_LINES) for e in items)
 
 
 def _session_line(session: str, items: list[Entry], now: float) -> Line:
@@ -239,7 +240,8 @@ def _clip(text: str) -> str:
 def _told(store: Store) -> dict[str, dict[str, object]]:
     """What earlier contexts said, by session (and under `*` the last one of all)."""
     try:
-        value = json.loads((store.gitdir / "cmem" / _TOLD).read_text(encoding="utf-8"))
+        told = lock.state_dir(store.gitdir, create=False) / _TOLD
+        value = json.loads(told.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return {k: v for k, v in value.items() if isinstance(v, dict)} \
@@ -255,11 +257,8 @@ def _remember(store: Store, told: dict[str, dict[str, object]], session: str | N
     told[_LAST] = entry
     if session:
         told[session] = entry
-    path = lock.cmem_dir(store.gitdir) / _TOLD
-    temp = path.with_name(f"{_TOLD}.{os.getpid()}")
     try:
-        temp.write_text(json.dumps(told), encoding="utf-8")
-        os.replace(temp, path)
+        write_atomic(lock.state_dir(store.gitdir) / _TOLD, json.dumps(told))
     except OSError:
         pass  # then the next resume repeats the full context: longer, never wrong
 

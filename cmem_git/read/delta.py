@@ -17,6 +17,7 @@ from ..capture.backup import MAIN, ROOT
 from ..git import chunks
 from ..git.trees import subtree, tree_diff
 from ..repo.history import ORDER, plural, size_text
+from ..repo.trailers import Trailer
 
 TRANSCRIPT = "transcript"  # JSONL: the main transcript and subagents, read as records
 ATTACHMENT = "attachment"  # anything else, e.g. tool-results/toolu_*.txt: plain text
@@ -124,7 +125,7 @@ def session_order(repo: pygit2.Repository, old: pygit2.Commit | None,
         walker.hide(old.id)
     order: dict[str, None] = {}
     for commit in walker:
-        session = dict(commit.message_trailers).get("Cmem-Session")
+        session = dict(commit.message_trailers).get(Trailer.SESSION)
         if session:
             order.setdefault(session, None)
     return list(order)

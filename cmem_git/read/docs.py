@@ -24,6 +24,7 @@ from ..git.trees import file_bytes
 from ..repo import memory
 from ..repo.history import DISCARD, DOCUMENT, FRESH_START, Entry, since_document, walk
 from ..repo.store import Store
+from ..repo.trailers import Trailer
 from . import conversation, delta
 
 SESSIONS = "sessions"
@@ -61,7 +62,7 @@ def save(store: Store, project: Path, text: bytes, title: str | None,
     document = _join(front, body)
     pointer = _pointer(path, now)
     commit = _commit(store, request, {path: document}, pointer, f"document: {title}",
-                     (("Cmem-Document", path), ("Cmem-Title", title)))
+                     ((Trailer.DOCUMENT, path), (Trailer.TITLE, title)))
     return Document(path, title, commit, int(now.timestamp()), document)
 
 
@@ -76,8 +77,8 @@ def coalesce(store: Store, text: bytes, request: checkpoint.Request,
                + text.strip() + b"\n")
     commit = _commit(store, request, {previous.path: current.rstrip(b"\n") + section},
                      _pointer(previous.path, now), f"document: {previous.title} (continued)",
-                     (("Cmem-Document", previous.path), ("Cmem-Title", previous.title),
-                      ("Cmem-Coalesce", "yes")))
+                     ((Trailer.DOCUMENT, previous.path), (Trailer.TITLE, previous.title),
+                      (Trailer.COALESCE, "yes")))
     return dataclasses.replace(previous, commit=commit, time=int(now.timestamp()))
 
 
@@ -127,7 +128,7 @@ def last(store: Store, required: bool = True) -> Document | None:
     """The newest session document (a coalesce counts: it updates the same document)."""
     tip = store.tip()
     for item in walk(store.repo, tip.id if tip else None, _ALL):
-        if item.event == DOCUMENT and "Cmem-Document" in item.trailers:
+        if item.event == DOCUMENT and Trailer.DOCUMENT in item.trailers:
             return _document(store, item)
     if required:
         raise NoDocument("no session document yet")
@@ -135,12 +136,12 @@ def last(store: Store, required: bool = True) -> Document | None:
 
 
 def _document(store: Store, item: Entry) -> Document:
-    path = item.trailers["Cmem-Document"]
+    path = item.trailers[Trailer.DOCUMENT]
     commit = store.repo[item.id]
     assert isinstance(commit, pygit2.Commit)
     blob = commit.tree[path] if path in commit.tree else None
     text = bytes(blob.data) if isinstance(blob, pygit2.Blob) else b""
-    return Document(path, item.trailers.get("Cmem-Title", path), item.id, item.time, text)
+    return Document(path, item.trailers.get(Trailer.TITLE, path), item.id, item.time, text)
 
 
 def _file_at_tip(store: Store, path: str) -> bytes | None:

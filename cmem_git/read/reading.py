@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import os
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +16,7 @@ import pygit2
 
 from ..capture.backup import MAIN, ROOT
 from ..errors import CmemError, UsageProblem
-from ..git import chunks
+from ..git import chunks, command
 from ..git.trees import file_bytes, lookup, subtree, tree_diff
 from ..repo import worktree
 from ..repo.history import (
@@ -103,13 +101,12 @@ def check_filter(store: Store, wanted: Filter) -> None:
 
 def graph(store: Store, limit: int | None) -> str:
     """`git log --graph` over the memory repository: merges between devices drawn by git."""
-    args = ["git", "-C", str(store.workdir), "log", "--graph", "--date=relative",
+    args = ["-C", str(store.workdir), "log", "--graph", "--date=relative",
             "--format=%h %ad %(trailers:key=Cmem-Event,valueonly,separator=%x2C) "
             "%(trailers:key=Cmem-Device,valueonly,separator=%x2C) %s"]
     if limit:
         args.append(f"-n{limit}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    done = subprocess.run(args, capture_output=True, text=True, env=env)
+    done = command.run(*args)
     if done.returncode != 0:
         raise CmemError(f"git log --graph failed: {done.stderr.strip()}")
     return done.stdout

@@ -39,7 +39,7 @@ import pygit2
 
 from ..capture.backup import ROOT, SOURCE_MAP
 from ..errors import LockTimeout
-from ..git.lock import cmem_dir
+from ..git.lock import state_dir
 from ..git.trees import tree_diff
 from ..repo.store import Store
 from .transcript import pieces, place
@@ -80,13 +80,13 @@ class Row:
 # --- the files: path, lock, connection ------------------------------------------------------
 
 def path(store: Store) -> Path:
-    return cmem_dir(store.gitdir) / NAME
+    return state_dir(store.gitdir) / NAME
 
 
 @contextmanager
 def _flock(store: Store, exclusive: bool, wait: float) -> Iterator[bool]:
     """Yields whether the lock was taken within `wait` seconds (0: try once)."""
-    fd = os.open(cmem_dir(store.gitdir) / "index.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(state_dir(store.gitdir) / "index.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         yield _take(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, wait)
     finally:

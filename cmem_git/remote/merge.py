@@ -18,6 +18,7 @@ from ..read.delta import changed_files
 from ..repo import memory
 from ..repo.history import entry, format_message
 from ..repo.store import Store
+from ..repo.trailers import Trailer
 
 if TYPE_CHECKING:
     pass
@@ -159,11 +160,11 @@ def _transcripts(repo: pygit2.Repository, base: pygit2.Tree | None, first: pygit
 
 def _message(ours: pygit2.Commit, theirs: pygit2.Commit, device: str,
              conflicts: list[str]) -> str:
-    other = entry(theirs).trailers.get("Cmem-Device", "unknown")
+    other = entry(theirs).trailers.get(Trailer.DEVICE, "unknown")
     body = [f"Both versions of {path} were kept, one after the other: review and combine them."
             for path in conflicts]
-    trailers = [("Cmem-Event", "merge"), ("Cmem-Device", device),
-                ("Cmem-Merged-Device", other), ("Cmem-Merged", str(theirs.id))]
+    trailers = [(Trailer.EVENT, "merge"), (Trailer.DEVICE, device),
+                (Trailer.MERGED_DEVICE, other), (Trailer.MERGED, str(theirs.id))]
     if conflicts:
-        trailers.append(("Cmem-Conflicts", ", ".join(conflicts)))
+        trailers.append((Trailer.CONFLICTS, ", ".join(conflicts)))
     return format_message(f"merge: {device} <- {other}", body, trailers)

@@ -12,16 +12,16 @@ a chunk at a time, so a restore holds one chunk in memory, not a file.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
 
+from ..atomic import write_atomic
 from ..capture.backup import MAIN, covered, session_folder
 from ..errors import CmemError
 from ..git import chunks, sandbox
-from ..git.lock import cmem_dir
+from ..git.lock import state_dir
 from ..git.trees import subtree
 from ..read.delta import changed_files
 from ..repo.store import Store
@@ -136,14 +136,11 @@ def behind(store: Store, folder: Path) -> list[Behind]:
 
 def _load(store: Store) -> list[str]:
     try:
-        value = json.loads((cmem_dir(store.gitdir) / _INCOMING).read_text())
+        value = json.loads((state_dir(store.gitdir) / _INCOMING).read_text())
     except (OSError, ValueError):
         return []
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def _save(store: Store, sessions: list[str]) -> None:
-    path = cmem_dir(store.gitdir) / _INCOMING
-    temp = path.with_name(f"{_INCOMING}.{os.getpid()}")
-    temp.write_text(json.dumps(sessions))
-    os.replace(temp, path)
+    write_atomic(state_dir(store.gitdir) / _INCOMING, json.dumps(sessions))

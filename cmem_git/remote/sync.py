@@ -108,13 +108,8 @@ def remove_remote(store: Store, name: str) -> None:
         raise CmemError(f"no remote {name!r}", hint="`cmem remote show` lists them") from None
 
 
-def default_remote(store: Store) -> str | None:
-    names = [r.name for r in store.repo.remotes if r.name]
-    return "origin" if "origin" in names else (names[0] if names else None)
-
-
 def _remote(store: Store, name: str | None) -> str:
-    remote = name or default_remote(store)
+    remote = name or transport.default_remote(store.repo)
     if remote is None:
         raise SyncError("no remote configured", hint="`cmem remote add origin URL`")
     return remote

@@ -10,14 +10,12 @@ start marks that the plain dicts of `safe_load` lose. Only the safe loader is us
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import difflib
 import math
 import os
 import re
 import socket
-import tempfile
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +24,9 @@ from typing import Any, TypeVar
 import yaml
 from yaml.reader import ReaderError
 
-from cmem_git.errors import ConfigError
+from ..atomic import write_atomic
+from ..errors import ConfigError
+from .events import HookEvent
 
 # The device name goes into commit trailers and may name files: a leading '-' would read as a
 # command-line option and a leading '.' as a hidden file.
@@ -56,6 +56,10 @@ class Events:
     session_end: bool = True
     stop: bool = True
     subagent_stop: bool = True
+
+    def enabled(self, event: HookEvent) -> bool:
+        """Its switch; the fields are the table's `config_key`s (tests/test_events.py)."""
+        return bool(getattr(self, event.config_key))
 
 
 @dataclass(frozen=True)
@@ -337,17 +341,7 @@ def write_default_config(path: Path, device: str) -> bool:
 def _write_private(path: Path, text: str) -> None:
     """Temp file + rename, so a reader sees the old file or the whole new one. mkstemp creates
     the file 0600 whatever the umask: the file names the machine and is nobody else's business."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+    write_atomic(path, text, fsync=True)
 
 
 def network_limits(config: Config, cap: float | None = None) -> tuple[float, float]:

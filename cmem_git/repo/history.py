@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import pygit2
 
+from .trailers import Trailer
+
 DOCUMENT = "document"
 DISCARD = "discard"
 FRESH_START = "fresh-start"
@@ -32,11 +34,11 @@ class Entry:
 
     @property
     def event(self) -> str | None:
-        return self.trailers.get("Cmem-Event")
+        return self.trailers.get(Trailer.EVENT)
 
     @property
     def session(self) -> str | None:
-        return self.trailers.get("Cmem-Session")
+        return self.trailers.get(Trailer.SESSION)
 
     def number(self, key: str) -> int:
         try:
@@ -169,15 +171,15 @@ def unknown_filter(repo: pygit2.Repository, tip: pygit2.Oid | None,
 def describe(item: Entry) -> str:
     """What a commit changed, in words."""
     if item.event == DOCUMENT:
-        return f"session document {item.trailers.get('Cmem-Title', item.subject)!r}"
+        return f"session document {item.trailers.get(Trailer.TITLE, item.subject)!r}"
     parts = []
-    if "Cmem-Added-Lines" in item.trailers:
-        parts.append(f"+{plural(item.number('Cmem-Added-Lines'), 'record')}, "
-                     f"{size_text(item.number('Cmem-Added-Bytes'))}")
-    if "Cmem-Rewritten" in item.trailers:
-        parts.append(f"rewritten {item.trailers['Cmem-Rewritten']}")
-    if "Cmem-Memory" in item.trailers:
-        parts.append(item.trailers["Cmem-Memory"])
+    if Trailer.ADDED_LINES in item.trailers:
+        parts.append(f"+{plural(item.number(Trailer.ADDED_LINES), 'record')}, "
+                     f"{size_text(item.number(Trailer.ADDED_BYTES))}")
+    if Trailer.REWRITTEN in item.trailers:
+        parts.append(f"rewritten {item.trailers[Trailer.REWRITTEN]}")
+    if Trailer.MEMORY in item.trailers:
+        parts.append(item.trailers[Trailer.MEMORY])
     return ", ".join(parts) or item.subject
 
 

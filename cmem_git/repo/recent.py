@@ -13,14 +13,14 @@ work and is rewritten atomically.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import pygit2
 
-from ..git.lock import cmem_dir
+from ..atomic import write_atomic
+from ..git.lock import state_dir
 from .history import BOUNDARIES, ORDER, Entry, entry
 
 _FOLDER = "recent"
@@ -137,7 +137,8 @@ def _entry(value: list[Any]) -> Entry:
 
 def _load(repo: pygit2.Repository, key: str) -> dict[str, Any] | None:
     try:
-        value = json.loads((Path(repo.path) / "cmem" / _FOLDER / f"{key}.json").read_text())
+        cached = state_dir(Path(repo.path), create=False) / _FOLDER / f"{key}.json"
+        value = json.loads(cached.read_text())
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
@@ -145,10 +146,8 @@ def _load(repo: pygit2.Repository, key: str) -> dict[str, Any] | None:
 
 def _save(repo: pygit2.Repository, key: str, value: dict[str, Any]) -> None:
     try:
-        folder = cmem_dir(Path(repo.path)) / _FOLDER
+        folder = state_dir(Path(repo.path)) / _FOLDER
         folder.mkdir(mode=0o700, exist_ok=True)
-        temp = folder / f"{key}.json.{os.getpid()}"
-        temp.write_text(json.dumps(value))
-        os.replace(temp, folder / f"{key}.json")
+        write_atomic(folder / f"{key}.json", json.dumps(value))
     except OSError:
         pass  # a read-only or full disk: the next call walks again

@@ -32,6 +32,7 @@ from ..read import docs
 from ..repo import memory
 from ..repo.history import DOCUMENT
 from ..repo.store import Store
+from ..repo.trailers import Trailer
 from . import settings
 
 IGNORED = f"/{legacy.RAW}/"
@@ -76,8 +77,8 @@ def _documents(store: Store, device: str, problems: list[str]) -> list[str]:
         title = docs.title_in(text) or Path(path).stem
         checkpoint.take(store, checkpoint.Request(
             DOCUMENT, None, None, device, always=True, subject=f"document: {title} (adopted)",
-            trailers=(("Cmem-Document", path), ("Cmem-Title", title),
-                      ("Cmem-Adopted", "claude-memory"))))
+            trailers=((Trailer.DOCUMENT, path), (Trailer.TITLE, title),
+                      (Trailer.ADOPTED, "claude-memory"))))
     if not found:
         return []
     return [f"recognised {len(found)} session documents; the last one is {found[-1]}"]

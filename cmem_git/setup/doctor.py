@@ -25,8 +25,8 @@ import pygit2
 
 from .. import paths
 from ..errors import CmemError
-from ..git import errorlog
-from ..git.lock import clear_stale, cmem_dir, interrupted
+from ..git import command, errorlog
+from ..git.lock import clear_stale, interrupted, state_dir
 from ..repo import worktree
 from ..repo.config import load_config
 from ..repo.store import Store
@@ -82,9 +82,9 @@ def _repository(memory: Path) -> list[Finding]:
 
 def _fsck(memory: Path) -> list[Finding]:
     # Without the index: a corrupt one is a problem of its own (_index), not of history.
-    env = {**_git_env(), "GIT_INDEX_FILE": str(Path(tempfile.gettempdir()) / "cmem-no-index")}
-    done = subprocess.run(["git", "-C", str(memory), "fsck", "--no-dangling", "--no-progress"],
-                          capture_output=True, text=True, env=env)
+    no_index = {"GIT_INDEX_FILE": str(Path(tempfile.gettempdir()) / "cmem-no-index")}
+    done = command.run("-C", str(memory), "fsck", "--no-dangling", "--no-progress",
+                       extra=no_index)
     if done.returncode != 0:
         return [Finding("repository", f"git fsck found problems: {done.stderr.strip()[:500]}",
                         "restore from a remote or backup; `git -C .claude/memory fsck` for detail")]
@@ -112,10 +112,6 @@ def _read_only(memory: Path) -> list[Finding]:
                     "read-only file system, or files owned by another user)",
                     "remount it read-write, or take the files back: "
                     f"`sudo chown -R \"$(id -un)\" {shlex.quote(str(memory))}`")]
-
-
-def _git_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
 
 
 def _config(project: Path) -> list[Finding]:
@@ -263,7 +259,7 @@ def _lock(memory: Path) -> list[Finding]:
 
     def fix() -> list[str]:
         cleared = clear_stale(gitdir)
-        (gitdir / "cmem" / "writing").unlink(missing_ok=True)
+        (state_dir(gitdir, create=False) / "writing").unlink(missing_ok=True)
         Store(pygit2.Repository(str(memory))).repair()
         return [f"removed {path}" for path in cleared]
 
@@ -281,7 +277,7 @@ def _git_locks(gitdir: Path) -> list[Path]:
 
 def _held(gitdir: Path) -> bool:
     """Whether a live cmem holds the repository lock right now."""
-    fd = os.open(cmem_dir(gitdir) / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(state_dir(gitdir) / "lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return False

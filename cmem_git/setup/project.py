@@ -33,6 +33,7 @@ from ..repo import memory
 from ..repo.config import default_device, load_config, write_default_config
 from ..repo.history import format_message
 from ..repo.store import Store
+from ..repo.trailers import Trailer
 from . import adoption, settings
 
 EXCLUDED = (paths.CONFIG_NAME,)
@@ -241,8 +242,8 @@ def _first_commit(store: Store, device: str, report: Report, adopting: bool) -> 
                  for path in files}
         tree = store.build_tree(tip.tree if tip else None, dict(blobs))
         message = format_message(f"init: {len(files)} files", [],
-                                 [("Cmem-Event", "init"), ("Cmem-Device", device),
-                                  ("Cmem-Files", str(len(files)))])
+                                 [(Trailer.EVENT, "init"), (Trailer.DEVICE, device),
+                                  (Trailer.FILES, str(len(files)))])
         return Draft(tree, message, read)
 
     store.commit(build)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from .. import paths
+from ..atomic import write_atomic
 
 SERVER = "cmem"
 SKILL = Path(".claude") / "skills" / "cmem-recall" / "SKILL.md"
@@ -107,12 +107,4 @@ def _read(file: Path) -> dict[str, Any]:
 
 def _write(file: Path, config: dict[str, Any]) -> None:
     file.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".claude.json.", dir=file.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(config, handle, indent=2)
-            handle.write("\n")
-        os.replace(temp, file)
-    except BaseException:
-        os.unlink(temp)
-        raise
+    write_atomic(file, json.dumps(config, indent=2) + "\n")

@@ -17,37 +17,23 @@ place, which is why cmem's entries are recognised by what they run, not by an ex
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shlex
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cmem_git.errors import SettingsError
+from ..atomic import write_atomic
+from ..errors import SettingsError
+from ..repo.events import EVENTS
 
 Json = dict[str, Any]
 
-HOOK_EVENTS: dict[str, str] = {
-    "SessionStart": "session-start",
-    "PreCompact": "pre-compact",
-    "SessionEnd": "session-end",
-    "Stop": "stop",
-    "SubagentStop": "subagent-stop",
-}
-
-DEFAULT_TIMEOUTS: dict[str, int] = {
-    "SessionStart": 30,
-    # Compaction waits for the hook, and the transcript is rewritten right after it.
-    "PreCompact": 60,
-    # SessionEnd hooks share a 1.5 s budget unless one sets its own timeout (up to 60 s).
-    "SessionEnd": 5,
-    "Stop": 30,
-    "SubagentStop": 30,
-}
+# Claude Code's event name -> cmem's, and the timeout installed with it (repo/events.py).
+HOOK_EVENTS: dict[str, str] = {event.claude: event.name for event in EVENTS}
+DEFAULT_TIMEOUTS: dict[str, int] = {event.claude: event.timeout for event in EVENTS}
 
 # Hooks installed with Claude Code's `async: true` option (Claude does not wait for them). None:
 # with the real client (tests/claude) an asynchronous Stop hook of a `claude -p` session never
@@ -120,7 +106,7 @@ def remove_hooks(path: Path, doomed: Callable[[str], bool], backup: Path | None 
         if not table:
             del settings["hooks"]
         if backup is not None:
-            _replace_atomically(backup, path.read_text(encoding="utf-8"), _mode(path.resolve()))
+            write_atomic(backup, path.read_text(encoding="utf-8"), _mode(path.resolve()), fsync=True)
         _write(path, settings)
     return removed
 
@@ -216,22 +202,7 @@ def _write(path: Path, settings: Json) -> None:
     target = path.resolve()  # a symlinked settings file is edited, not replaced by a copy
     target.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(settings, indent=2, ensure_ascii=False) + "\n"
-    _replace_atomically(target, text, _mode(target))
-
-
-def _replace_atomically(target: Path, text: str, mode: int) -> None:
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+    write_atomic(target, text, _mode(target), fsync=True)
 
 
 def _mode(target: Path) -> int:

@@ -1,0 +1,35 @@
+"""The one seam for the git processes cmem starts: fetch and push (transport.py), repack
+(packing.py), `cmem log --graph` and doctor's fsck. Everything local is pygit2; these are the
+few things the git command line does better.
+
+Their environment is the caller's without the variables that would point git at another
+repository (a hook runs inside whatever started Claude Code, e.g. a rebase's `exec`, which sets
+GIT_DIR), and with prompts off: a hook must never wait for a password. Auth, ssh and proxy
+settings stay, so the user's set-up works as it does for their own repositories (pre-commit's
+`no_git_env` keeps the same kind).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+
+# Variables that would point git at another repository; auth and ssh settings stay.
+LOCATING = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_NAMESPACE",
+            "GIT_PREFIX", "GIT_CEILING_DIRECTORIES", "GIT_QUARANTINE_PATH")
+
+
+def no_git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment every git process cmem starts runs with (`extra` set on top)."""
+    env = {k: v for k, v in os.environ.items() if k not in LOCATING}
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    env.update(extra or {})
+    return env
+
+
+def run(*args: str, extra: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`git ARGS`, waited for, output captured as text (undecodable bytes replaced)."""
+    return subprocess.run(["git", *args], capture_output=True, text=True, errors="replace",
+                          env=no_git_env(extra), stdin=subprocess.DEVNULL)
