@@ -290,8 +290,6 @@ class Repo:
         obj = lookup(tree, path)
         return obj if isinstance(obj, pygit2.Blob) else None
 
-
-
     def _sync_files(self, read: Mapping[str, pygit2.Oid]) -> None:
         """Bring files outside git up to the new tip; the plain repository has none."""
         unsynced(self.gitdir).unlink(missing_ok=True)

@@ -11,11 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from .jsonstr import _RECORD, Hit
-from .secret_rules import (
-    RULE_SOURCES,
-    Rule,
-    compiled,
-)
+from .secret_rules import RULE_SOURCES, Rule, compiled
 
 # --- Gates: the pre-filter over raw bytes -------------------------------------------------------
 
@@ -25,20 +21,12 @@ from .secret_rules import (
 # character other than letters, `_` and `-` (`tool_id`, `thread_key` are code, not secrets) ...
 _G_VALUE = (rb"""(?:\\*["'`]|(?=[^\s"'`\\,;<>]{4})"""
             rb"""(?:[a-z_-]{0,255}[^a-z_\-\s"'`\\,;<>]|[a-z_-]{20}))""")
-
-
 _G_ASSIGN = (rb"""[a-z0-9_.-]{0,40}(?:"[ \t]*:[ \t]*"|=(?:\\*["'])?[^\s"'`\\]{3}"""
              rb"""|(?:\\+["'`]|['`])?(?:[ \t]|\\t)*(?::=|=>|[:=])(?:[ \t]|\\t)*"""
              + _G_VALUE + rb")")
-
-
 # ... or a short gap and 20 token characters (high-entropy); `"` and `\` are escaped in raw bytes.
 _G_GAP = rb"""s?(?:[ "'`:=>(\[{,\\]{1,12}|[ ]+is:?[ ]+)[a-z0-9+/_=.-]{20}"""
-
-
 _G_KEYWORD = rb"(?:" + _G_ASSIGN + rb"|" + _G_GAP + rb")"
-
-
 _ASSIGNED = ("env-secret", "high-entropy", "url-query-token")
 
 
@@ -47,8 +35,6 @@ class _Gate:
     pattern: re.Pattern[bytes]
     lower: bool  # run over the ASCII-lowercased bytes
     kinds: tuple[tuple[str, ...], ...]  # per capture group (the branch that fired): the rules
-
-
     # whose matches can hold such a hit; a gate without groups has one kind
 
 
@@ -103,12 +89,8 @@ _GATES = (
     _gate(rb"G(?:\.()(?<=SG\.)(?=[A-Za-z0-9_-]{22}\.)|IN()(?<=-----BEGIN)|OCSPX-())",
           False, ("sendgrid-key",), ("private-key",), ("google-client-secret",)),
 )
-
-
 # Every kind of hit, numbered: a hit is (offset, kind); kinds past these are the extra rules.
 _KINDS = tuple(kind for gate in _GATES for kind in gate.kinds)
-
-
 _FIRST_KIND = tuple(sum(len(g.kinds) for g in _GATES[:i]) for i in range(len(_GATES)))
 
 
@@ -135,8 +117,6 @@ def _guarded(kind: int) -> tuple[tuple[int, Rule], ...]:
 _BACK = {"env-secret": 56, "aws-secret-key": 32, "aws-session-token": 20, "datadog-api-key": 24,
          "discord-webhook": 32, "database-password": 32, "url-password": 32, "url-token": 12,
          "age-secret-key": 16, "cli-password": 24, "url-query-token": 24}
-
-
 _GLOBAL_FLAGS = re.compile(r"\A\(\?[aiLmsux]+\)")
 
 

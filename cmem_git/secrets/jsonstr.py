@@ -10,12 +10,10 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-# The rules live in secret_rules.py; builtin_rules, rule_names, marker and JSON_FIELD are part
-# of this module's interface too (scan, sync and the tests use them from here).
-
-
 Hit = tuple[int, int]  # (start, end) of a gate's hit in the raw bytes
 _BEFORE, _AFTER = 256, 4096  # the window around a hit: more than any rule looks back or reaches
+
+
 @dataclass(frozen=True)
 class _Line:
     start: int  # byte offsets of the line in the data, newline excluded
@@ -24,11 +22,7 @@ class _Line:
 
 
 _RECORD = re.compile(rb"[ \t\r]*\{")
-
-
 _COLON = re.compile(rb"[ \t\r\n]*:[ \t\r\n]*")
-
-
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
@@ -43,8 +37,6 @@ def _valid_json(line: bytes) -> bool:
 # The rest of a JSON string, up to its closing quote; matched inside a look-ahead and taken with
 # a back-reference, so a string that does not end in range fails at once instead of backtracking.
 _REST_OF_STRING = re.compile(rb'(?=([^"\\]*(?:\\.[^"\\]*)*))\1"')
-
-
 _STRING = re.compile(rb'"(?=([^"\\]*(?:\\.[^"\\]*)*))\1"')
 
 

@@ -92,8 +92,6 @@ class Finding:
     preview: str  # the secret masked, e.g. "AKIA…MPLE"
 
 
-
-
 @dataclass(frozen=True)
 class _Found:
     rule: str
@@ -102,8 +100,6 @@ class _Found:
 
 
 Span = tuple[int, int, str]  # (start, end, rule) of a secret in a string
-
-
 
 
 def _preview(secret: str) -> str:
