@@ -24,7 +24,7 @@ from .. import paths
 from ..capture import checkpoint
 from ..capture.backup import check_session_id
 from ..errors import CmemError, HookInputError, LockTimeout, NotInitialized
-from ..git import errorlog, lock, packing, transport
+from ..git import errorlog, lock, packing
 from ..repo import memory
 from ..repo.config import Config, load_config, network_limits
 from ..repo.events import BY_NAME, HookEvent
@@ -33,6 +33,8 @@ from ..repo.store import Store
 
 if TYPE_CHECKING:
     import pygit2
+
+    from ..git.transport import Limits
 
 _MAX_INPUT = 16 * 1024 * 1024
 _SYNC_TIMEOUT = 8.0  # at most, seconds for each git network call a hook makes
@@ -170,6 +172,7 @@ def _refresh_index(store: Store) -> None:
 
 
 def _syncing(run_: _Run) -> bool:
+    from ..git import transport
     return run_.config.auto_sync and transport.default_remote(run_.store.repo) is not None
 
 
@@ -206,6 +209,7 @@ def background_sync(environ: Mapping[str, str]) -> int:
 def _sync_now(run_: _Run) -> str | None:
     """SessionStart pulls and pushes, each git call bounded; a failure is reported, never
     fatal, and the context says how far behind or ahead the memory is."""
+    from ..git import transport
     from ..remote import sync
     remote = transport.default_remote(run_.store.repo)
     try:
@@ -223,7 +227,8 @@ def _sync_now(run_: _Run) -> str | None:
     return "Sync: " + ("; ".join(p for p in parts if p) or f"up to date with {remote}") + "."
 
 
-def _limits(config: Config) -> transport.Limits:
+def _limits(config: Config) -> Limits:
+    from ..git import transport
     return transport.Limits(*network_limits(config, _SYNC_TIMEOUT))
 
 
