@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cmem_git.secrets.redact import JSON_FIELD, Finding, Redactor, builtin_rules, marker, rule_names
+from cmem_git.secrets.secret_rules import KINDS, extra_rule
 from tests.conftest import corpus_transcripts
 
 _RANDOM = random.Random(6)
@@ -656,3 +657,18 @@ def _timed(action: Callable[[], object]) -> float:
     start = time.perf_counter()
     action()
     return time.perf_counter() - start
+
+
+def test_one_kind_per_secret_name_with_its_check_and_reach() -> None:
+    """secret_rules.KINDS: one entry per kind holds its shapes, its check and its look-back;
+    the compiled rules carry them, and a config rule named like a built-in kind is checked as
+    that kind (as before the table)."""
+    names = [kind.name for kind in KINDS]
+    assert len(names) == len(set(names)) and JSON_FIELD not in names
+    assert rule_names() == (*names, JSON_FIELD)
+    by_name = {kind.name: kind for kind in KINDS}
+    for rule in builtin_rules():
+        assert (rule.check, rule.back) == (by_name[rule.name].check, by_name[rule.name].back)
+    assert by_name["env-secret"].back == 56 and by_name["jwt"].check is None
+    assert extra_rule("env-secret", "X=.*").check is by_name["env-secret"].check
+    assert extra_rule("mine", "x").check is None and extra_rule("mine", "x").back == 12

@@ -112,11 +112,6 @@ def _guarded(kind: int) -> tuple[tuple[int, Rule], ...]:
 
 # --- Finding rule matches near a hit --------------------------------------------------------------
 
-# How far before its gate's hit a rule's match may start (the hit is at a keyword or a token's
-# prefix; a name, a URL scheme or `aws_` may come first). 12 when not listed.
-_BACK = {"env-secret": 56, "aws-secret-key": 32, "aws-session-token": 20, "datadog-api-key": 24,
-         "discord-webhook": 32, "database-password": 32, "url-password": 32, "url-token": 12,
-         "age-secret-key": 16, "cli-password": 24, "url-query-token": 24}
 _GLOBAL_FLAGS = re.compile(r"\A\(\?[aiLmsux]+\)")
 
 
@@ -137,7 +132,7 @@ def _near(rule: Rule, text: str, hit: int, reach: dict[int, int] | None = None,
     tried for earlier hits (the caller moves it past a match it keeps): a start before it is
     not tried again. Dense hits (`sk-sk-sk-…`, `token: token: …`, many key headers) would
     otherwise each try the same starts, so the cost grew with hits × look-back."""
-    back = _BACK.get(rule.name, 12)
+    back = rule.back
     tried = reach.get(priority, 0) if reach is not None else 0
     pos = max(0, hit - back, tried)
     while pos <= hit:

@@ -67,7 +67,6 @@ from .jsonstr import (
 # The rules live in secret_rules.py; builtin_rules, rule_names, marker and JSON_FIELD are part
 # of this module's interface too (scan, sync and the tests use them from here).
 from .secret_rules import (
-    CHECKS,
     FILLER,
     JSON_FIELD,
     MARKER,
@@ -77,6 +76,7 @@ from .secret_rules import (
     Rule,
     builtin_rules,
     credible,
+    extra_rule,
     marker,
     rule_names,
 )
@@ -130,7 +130,7 @@ class Redactor:
     `allow` regex matches in full (the secret, or the rule's whole match) is left alone."""
 
     def __init__(self, extra: Sequence[tuple[str, str]] = (), allow: Sequence[str] = ()) -> None:
-        self._extra = tuple(Rule(name, re.compile(source)) for name, source in extra)
+        self._extra = tuple(extra_rule(name, source) for name, source in extra)
         self._allow = tuple(re.compile(source) for source in allow)
 
     def redact(self, data: bytes) -> tuple[bytes, collections.Counter[str]]:
@@ -297,8 +297,7 @@ class Redactor:
             return False
         if rule.name != "private-key" and FILLER.search(secret, 0, 64):
             return False
-        check = CHECKS.get(rule.name)
-        return check is None or check(m)
+        return rule.check is None or rule.check(m)
 
     def _secret_field(self, key: str, value: str) -> bool:
         if not SECRET_KEY.search(key) or PAGING_KEY.search(key) or len(value) < 4:

@@ -1,9 +1,10 @@
 """The secret rules: what each kind of secret looks like, and what a match must also be to count.
 
-One entry of `RULE_SOURCES` per shape (name, pattern, the group that is the secret), in priority
-order: where two matches overlap, the earlier rule wins. `CHECKS` holds what a rule's match must
-also be (not a placeholder, not code, random enough). The engine that finds where to look and
-applies these is redact.py; every rule there has a gate, and every repeat here is bounded
+One `Kind` per secret kind in `KINDS`, in priority order (where two matches overlap, the earlier
+shape wins), with all it takes: its shapes (pattern, the group that is the secret), what a match
+must also be to count (not a placeholder, not code, random enough) and how far before its
+gate's hit a match may start. The engine that finds where to look and applies these is
+redact.py; every kind has a gate there (gates.py), and every repeat here is bounded
 (tests/test_redact_linear.py), so no rule can make redaction slower than linear.
 """
 
@@ -16,12 +17,38 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
+Check = Callable[[re.Match[str]], bool]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of secret and all it takes to find it: its shapes, (pattern, the group that is
+    the secret), in priority order; what a match must also be to count (None: the match is
+    enough); and how far before its gate's hit (a keyword or a token's prefix; a name, a URL
+    scheme or `aws_` may come first) a match may start. Its gate is in gates.py."""
+
+    name: str
+    shapes: tuple[tuple[str, int], ...]
+    check: Check | None = None
+    back: int = 12
+
 
 @dataclass(frozen=True)
 class Rule:
+    """One compiled shape of a kind, as the engine applies it."""
+
     name: str
     pattern: re.Pattern[str]
     group: int = 0  # the group that is the secret (0 = the whole match)
+    check: Check | None = None
+    back: int = 12
+
+
+def extra_rule(name: str, source: str) -> Rule:
+    """A rule from the config; one named like a built-in kind is checked as that kind."""
+    kind = _BY_NAME.get(name)
+    return Rule(name, re.compile(source), 0, kind.check if kind else None,
+                kind.back if kind else 12)
 
 
 def marker(rule: str) -> str:
@@ -62,79 +89,10 @@ QUERY_NAMES = (r"(?:access_token|auth_token|api_key|apikey|token|key|secret|clie
                 r"|password|passwd|private_token|sig|signature|x-amz-signature|x-goog-signature)")
 
 
-def _assignment(name: str, words: str) -> tuple[str, str, int]:
-    return name, rf"(?i)(?:{words})({_NAME_END}){_SEP}{_VALUE}", 3
+def _assignment(words: str) -> tuple[str, int]:
+    return rf"(?i)(?:{words})({_NAME_END}){_SEP}{_VALUE}", 3
 
 
-# (name, pattern, group), in priority order: where two matches overlap the earlier rule wins.
-RULE_SOURCES: tuple[tuple[str, str, int], ...] = (
-    ("private-key", rf"{_PEM_HEAD}{_PEM_BODY}(?:{_PEM_END})?", 0),
-    ("aws-access-key", rf"{_B}(?:AKIA|ASIA)[0-9A-Z]{{16}}\b", 0),
-    ("aws-secret-key", rf"(?i)(?:aws[a-z0-9_.-]{{0,20}}?secret[a-z0-9_.-]{{0,20}}"
-                       rf"|secret_?access_?key){_SEP}{_Q}"
-                       r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])", 1),
-    ("aws-session-token", rf"(?i)(?:aws_session_token|aws_security_token|sessiontoken){_SEP}{_Q}"
-                          r"([A-Za-z0-9/+=]{100,2048})", 1),
-    ("github-token", rf"{_B}gh[pousr]_[A-Za-z0-9]{{36,251}}\b", 0),
-    ("github-pat", rf"{_B}github_pat_[A-Za-z0-9]{{16}}[A-Za-z0-9_]{{30,255}}", 0),
-    ("gitlab-token", rf"{_B}gl(?:pat|ptt|rt)-[A-Za-z0-9_-]{{20,255}}", 0),
-    ("anthropic-key", rf"{_B}sk-ant-[A-Za-z0-9_-]{{20,255}}", 0),
-    ("openai-key", rf"{_B}sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{{20,255}}", 0),
-    ("slack-token", rf"{_B}xox[abposr]-[A-Za-z0-9-]{{10,255}}", 0),
-    ("slack-app-token", rf"{_B}xapp-\d-[A-Za-z0-9-]{{20,255}}", 0),
-    ("slack-webhook", r"hooks\.slack\.com/(?:services|workflows|triggers)/"
-                      r"([A-Za-z0-9_/-]{20,255})", 1),
-    ("discord-webhook", r"discord(?:app)?\.com/api/webhooks/\d{1,20}/([A-Za-z0-9_-]{40,128})", 1),
-    ("stripe-key", rf"{_B}[sr]k_(?:live|test)_[A-Za-z0-9]{{16,255}}", 0),
-    ("stripe-webhook-secret", rf"{_B}whsec_[A-Za-z0-9]{{24,255}}", 0),
-    ("google-api-key", rf"{_B}AIza[0-9A-Za-z_-]{{35}}(?![0-9A-Za-z_-])", 0),
-    ("google-client-secret", rf"{_B}GOCSPX-[A-Za-z0-9_-]{{28}}", 0),
-    ("npm-token", rf"{_B}npm_[A-Za-z0-9]{{36}}(?![A-Za-z0-9])", 0),
-    ("pypi-token", rf"{_B}pypi-[A-Za-z0-9_-]{{50,512}}", 0),
-    ("huggingface-token", rf"{_B}hf_[A-Za-z0-9]{{30,40}}(?![A-Za-z0-9])", 0),
-    ("sendgrid-key", rf"{_B}SG\.[A-Za-z0-9_-]{{22}}\.[A-Za-z0-9_-]{{43}}(?![A-Za-z0-9_-])", 0),
-    ("digitalocean-token", rf"{_B}do[por]_v1_[a-f0-9]{{64}}\b", 0),
-    ("shopify-token", rf"{_B}shp(?:at|ca|pa|ss)_[a-fA-F0-9]{{32}}\b", 0),
-    ("jwt", rf"{_B}eyJ[A-Za-z0-9_-]{{8,1024}}\.eyJ[A-Za-z0-9_-]{{8,8192}}\.[A-Za-z0-9_-]{{0,2048}}", 0),
-    ("twilio-key", r"(?i)twilio[\s\S]{0,80}?\b((?:SK|AC)[0-9a-f]{32})\b", 1),
-    ("azure-storage-key", r"(?i)AccountKey=([A-Za-z0-9+/]{20,256}={0,2})", 1),
-    ("heroku-api-key", rf"(?i)heroku[a-z0-9_ .-]{{0,30}}?{_SEP}{_Q}({_UUID})", 1),
-    ("heroku-api-key", rf"{_B}HRKU-[A-Za-z0-9_-]{{60}}", 0),
-    ("telegram-bot-token", rf"{_B}\d{{8,10}}:AA[A-Za-z0-9_-]{{33}}(?![A-Za-z0-9_-])", 0),
-    ("age-secret-key", rf"{_B}AGE-SECRET-KEY-1[0-9A-Z]{{58}}(?![0-9A-Z])", 0),
-    ("mailgun-key", rf"{_B}key-[0-9a-f]{{32}}(?![0-9A-Za-z])", 0),
-    ("postman-key", rf"{_B}PMAK-[a-f0-9]{{24}}-[a-f0-9]{{34}}(?![a-f0-9])", 0),
-    ("vault-token", rf"{_B}hv[sb]\.[A-Za-z0-9_-]{{24,255}}", 0),
-    ("linear-api-key", rf"{_B}lin_api_[A-Za-z0-9]{{40}}(?![A-Za-z0-9])", 0),
-    # A password given on a command line: `mysql -pPASS` (no space: `-p PASS` asks for it and
-    # PASS is the database), `sshpass -p PASS`, `docker login -p PASS`, `az login -p PASS`.
-    ("cli-password", rf"{_B}(?i:(?:mysql(?:dump|admin|sh|import|check)?|mariadb(?:-dump)?)\b)"
-                     rf"{_CLI_ARGS}[ \t]-p{_CLI_VALUE}", 1),
-    ("cli-password", rf"{_B}sshpass[ \t]+-p[ \t]*{_CLI_VALUE}", 1),
-    ("cli-password", rf"{_B}(?:docker|podman|nerdctl|buildah|skopeo|helm(?:[ \t]+registry)?|oras"
-                     rf"|az)[ \t]+login\b{_CLI_ARGS}[ \t](?:-p|--password)(?:=|[ \t]+){_CLI_VALUE}",
-     1),
-    ("datadog-api-key", rf"(?i)(?:datadog|dd)[_-]?(?:api|app|application)[_-]?key{_SEP}{_Q}"
-                        r"([a-f0-9]{32,40})(?![a-f0-9])", 1),
-    ("database-password", rf"(?i){_B}(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?"
-                          rf"|amqps?|mssql|sqlserver|cockroachdb|clickhouse)://{_USERINFO}", 1),
-    ("url-password", rf"(?i){_B}[a-z][a-z0-9+.-]{{1,30}}://{_USERINFO}", 1),
-    ("url-token", rf"(?i){_B}https?://([A-Za-z0-9_-]{{20,128}})@", 1),
-    ("url-query-token", rf"(?i)[?&]{QUERY_NAMES}=([^&#\s\"'`<>\\]{{16,512}})", 1),
-    ("authorization-header", rf"(?i)authorization{_SEP}{_Q}(?:bearer|token)[ \t]+"
-                             r"([A-Za-z0-9._~+/-]{8,2048}={0,2})", 1),
-    ("basic-auth", rf"(?i)authorization{_SEP}{_Q}basic[ \t]+([A-Za-z0-9+/]{{8,1024}}={{0,2}})", 1),
-    ("env-secret", rf"(?:(?<![A-Za-z0-9_$])|(?<=\\[nrt]))(?:export[ \t]+)?"
-                   rf"((?:[A-Z0-9]+_)*(?:[A-Z0-9]*(?:{_ENV_KEYWORDS})"
-                   r"[A-Z0-9]*|KEY)(?:_[A-Z0-9]+)*)=([\"']?)([^\s\"'`\\]{3,256})", 3),
-    _assignment("password-assignment", r"pass(?:word|wd)|pwd"),
-    _assignment("secret-assignment", r"secret|credential"),
-    _assignment("token-assignment", r"token"),
-    _assignment("api-key-assignment", r"(?:api|access|private|auth|account|client)[_.-]?key"),
-    ("high-entropy", r"(?i)(?:key|secret|token|passw(?:or)?d|pwd|credential)s?"
-                     r"""(?:[ "'`:=>(\[{,\\]{1,6}|[ ]+is:?[ ]+)([A-Za-z0-9+/_=.-]{20,256})"""
-                     r"(?![A-Za-z0-9+/_=.-])", 1),
-)
 
 JSON_FIELD = "json-secret-field"  # a JSON value whose key names a secret: {"password": "..."}
 SECRET_KEY = re.compile(r"(?i)(?:pass(?:word|wd)|pwd|secret|token|credential|apikey"
@@ -158,7 +116,8 @@ def compiled(index: int) -> Rule:
     """Compiled on first use: a hook whose new bytes pass no gate never pays for it, and one
     whose bytes pass a gate pays for the few rules that gate guards."""
     name, source, group = RULE_SOURCES[index]
-    return Rule(name, re.compile(source), group)
+    kind = _KIND_OF[index]
+    return Rule(name, re.compile(source), group, kind.check, kind.back)
 
 
 # --- What a match must also be to count ---------------------------------------------------------
@@ -307,13 +266,115 @@ def _has_digit(m: re.Match[str]) -> bool:
     return any(c.isdigit() for c in m.group(0))
 
 
-# What a rule's match must also be to count (rules not listed: the match is enough).
-CHECKS: dict[str, Callable[[re.Match[str]], bool]] = {
-    "private-key": _pem_body, "openai-key": _mixed, "slack-token": _has_digit,
-    "huggingface-token": _mixed, "database-password": _url, "url-password": _url,
-    "url-token": _url_token, "url-query-token": _query_token, "cli-password": _cli_password,
-    "authorization-header": _url, "basic-auth": _url, "env-secret": _env,
-    "password-assignment": _assigned, "secret-assignment": _assigned,
-    "token-assignment": _assigned_token, "api-key-assignment": _assigned_token,
-    "high-entropy": _random,
-}
+# --- The kinds, in priority order: where two matches overlap the earlier shape wins ----------
+
+KINDS: tuple[Kind, ...] = (
+    Kind("private-key", ((rf"{_PEM_HEAD}{_PEM_BODY}(?:{_PEM_END})?", 0),), check=_pem_body),
+    Kind("aws-access-key", ((rf"{_B}(?:AKIA|ASIA)[0-9A-Z]{{16}}\b", 0),)),
+    Kind("aws-secret-key", (
+        (rf"(?i)(?:aws[a-z0-9_.-]{{0,20}}?secret[a-z0-9_.-]{{0,20}}"
+         rf"|secret_?access_?key){_SEP}{_Q}"
+         r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])", 1),
+    ), back=32),
+    Kind("aws-session-token", (
+        (rf"(?i)(?:aws_session_token|aws_security_token|sessiontoken){_SEP}{_Q}"
+         r"([A-Za-z0-9/+=]{100,2048})", 1),
+    ), back=20),
+    Kind("github-token", ((rf"{_B}gh[pousr]_[A-Za-z0-9]{{36,251}}\b", 0),)),
+    Kind("github-pat", ((rf"{_B}github_pat_[A-Za-z0-9]{{16}}[A-Za-z0-9_]{{30,255}}", 0),)),
+    Kind("gitlab-token", ((rf"{_B}gl(?:pat|ptt|rt)-[A-Za-z0-9_-]{{20,255}}", 0),)),
+    Kind("anthropic-key", ((rf"{_B}sk-ant-[A-Za-z0-9_-]{{20,255}}", 0),)),
+    Kind("openai-key", (
+        (rf"{_B}sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{{20,255}}", 0),
+    ), check=_mixed),
+    Kind("slack-token", ((rf"{_B}xox[abposr]-[A-Za-z0-9-]{{10,255}}", 0),), check=_has_digit),
+    Kind("slack-app-token", ((rf"{_B}xapp-\d-[A-Za-z0-9-]{{20,255}}", 0),)),
+    Kind("slack-webhook", (
+        (r"hooks\.slack\.com/(?:services|workflows|triggers)/"
+         r"([A-Za-z0-9_/-]{20,255})", 1),
+    )),
+    Kind("discord-webhook", (
+        (r"discord(?:app)?\.com/api/webhooks/\d{1,20}/([A-Za-z0-9_-]{40,128})", 1),
+    ), back=32),
+    Kind("stripe-key", ((rf"{_B}[sr]k_(?:live|test)_[A-Za-z0-9]{{16,255}}", 0),)),
+    Kind("stripe-webhook-secret", ((rf"{_B}whsec_[A-Za-z0-9]{{24,255}}", 0),)),
+    Kind("google-api-key", ((rf"{_B}AIza[0-9A-Za-z_-]{{35}}(?![0-9A-Za-z_-])", 0),)),
+    Kind("google-client-secret", ((rf"{_B}GOCSPX-[A-Za-z0-9_-]{{28}}", 0),)),
+    Kind("npm-token", ((rf"{_B}npm_[A-Za-z0-9]{{36}}(?![A-Za-z0-9])", 0),)),
+    Kind("pypi-token", ((rf"{_B}pypi-[A-Za-z0-9_-]{{50,512}}", 0),)),
+    Kind("huggingface-token", ((rf"{_B}hf_[A-Za-z0-9]{{30,40}}(?![A-Za-z0-9])", 0),),
+         check=_mixed),
+    Kind("sendgrid-key", (
+        (rf"{_B}SG\.[A-Za-z0-9_-]{{22}}\.[A-Za-z0-9_-]{{43}}(?![A-Za-z0-9_-])", 0),
+    )),
+    Kind("digitalocean-token", ((rf"{_B}do[por]_v1_[a-f0-9]{{64}}\b", 0),)),
+    Kind("shopify-token", ((rf"{_B}shp(?:at|ca|pa|ss)_[a-fA-F0-9]{{32}}\b", 0),)),
+    Kind("jwt", (
+        (rf"{_B}eyJ[A-Za-z0-9_-]{{8,1024}}\.eyJ[A-Za-z0-9_-]{{8,8192}}"
+         rf"\.[A-Za-z0-9_-]{{0,2048}}", 0),
+    )),
+    Kind("twilio-key", ((r"(?i)twilio[\s\S]{0,80}?\b((?:SK|AC)[0-9a-f]{32})\b", 1),)),
+    Kind("azure-storage-key", ((r"(?i)AccountKey=([A-Za-z0-9+/]{20,256}={0,2})", 1),)),
+    Kind("heroku-api-key", (
+        (rf"(?i)heroku[a-z0-9_ .-]{{0,30}}?{_SEP}{_Q}({_UUID})", 1),
+        (rf"{_B}HRKU-[A-Za-z0-9_-]{{60}}", 0),
+    )),
+    Kind("telegram-bot-token", ((rf"{_B}\d{{8,10}}:AA[A-Za-z0-9_-]{{33}}(?![A-Za-z0-9_-])", 0),)),
+    Kind("age-secret-key", ((rf"{_B}AGE-SECRET-KEY-1[0-9A-Z]{{58}}(?![0-9A-Z])", 0),), back=16),
+    Kind("mailgun-key", ((rf"{_B}key-[0-9a-f]{{32}}(?![0-9A-Za-z])", 0),)),
+    Kind("postman-key", ((rf"{_B}PMAK-[a-f0-9]{{24}}-[a-f0-9]{{34}}(?![a-f0-9])", 0),)),
+    Kind("vault-token", ((rf"{_B}hv[sb]\.[A-Za-z0-9_-]{{24,255}}", 0),)),
+    Kind("linear-api-key", ((rf"{_B}lin_api_[A-Za-z0-9]{{40}}(?![A-Za-z0-9])", 0),)),
+    # A password given on a command line: `mysql -pPASS` (no space: `-p PASS` asks for it and
+    # PASS is the database), `sshpass -p PASS`, `docker login -p PASS`, `az login -p PASS`.
+    Kind("cli-password", (
+        (rf"{_B}(?i:(?:mysql(?:dump|admin|sh|import|check)?|mariadb(?:-dump)?)\b)"
+         rf"{_CLI_ARGS}[ \t]-p{_CLI_VALUE}", 1),
+        (rf"{_B}sshpass[ \t]+-p[ \t]*{_CLI_VALUE}", 1),
+        (rf"{_B}(?:docker|podman|nerdctl|buildah|skopeo|helm(?:[ \t]+registry)?|oras"
+         rf"|az)[ \t]+login\b{_CLI_ARGS}[ \t](?:-p|--password)(?:=|[ \t]+){_CLI_VALUE}", 1),
+    ), check=_cli_password, back=24),
+    Kind("datadog-api-key", (
+        (rf"(?i)(?:datadog|dd)[_-]?(?:api|app|application)[_-]?key{_SEP}{_Q}"
+         r"([a-f0-9]{32,40})(?![a-f0-9])", 1),
+    ), back=24),
+    Kind("database-password", (
+        (rf"(?i){_B}(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?"
+         rf"|amqps?|mssql|sqlserver|cockroachdb|clickhouse)://{_USERINFO}", 1),
+    ), check=_url, back=32),
+    Kind("url-password", (
+        (rf"(?i){_B}[a-z][a-z0-9+.-]{{1,30}}://{_USERINFO}", 1),
+    ), check=_url, back=32),
+    Kind("url-token", ((rf"(?i){_B}https?://([A-Za-z0-9_-]{{20,128}})@", 1),), check=_url_token),
+    Kind("url-query-token", (
+        (rf"(?i)[?&]{QUERY_NAMES}=([^&#\s\"'`<>\\]{{16,512}})", 1),
+    ), check=_query_token, back=24),
+    Kind("authorization-header", (
+        (rf"(?i)authorization{_SEP}{_Q}(?:bearer|token)[ \t]+"
+         r"([A-Za-z0-9._~+/-]{8,2048}={0,2})", 1),
+    ), check=_url),
+    Kind("basic-auth", (
+        (rf"(?i)authorization{_SEP}{_Q}basic[ \t]+([A-Za-z0-9+/]{{8,1024}}={{0,2}})", 1),
+    ), check=_url),
+    Kind("env-secret", (
+        (rf"(?:(?<![A-Za-z0-9_$])|(?<=\\[nrt]))(?:export[ \t]+)?"
+         rf"((?:[A-Z0-9]+_)*(?:[A-Z0-9]*(?:{_ENV_KEYWORDS})"
+         r"[A-Z0-9]*|KEY)(?:_[A-Z0-9]+)*)=([\"']?)([^\s\"'`\\]{3,256})", 3),
+    ), check=_env, back=56),
+    Kind("password-assignment", (_assignment(r"pass(?:word|wd)|pwd"),), check=_assigned),
+    Kind("secret-assignment", (_assignment(r"secret|credential"),), check=_assigned),
+    Kind("token-assignment", (_assignment(r"token"),), check=_assigned_token),
+    Kind("api-key-assignment", (
+        _assignment(r"(?:api|access|private|auth|account|client)[_.-]?key"),
+    ), check=_assigned_token),
+    Kind("high-entropy", (
+        (r"(?i)(?:key|secret|token|passw(?:or)?d|pwd|credential)s?"
+         r"""(?:[ "'`:=>(\[{,\\]{1,6}|[ ]+is:?[ ]+)([A-Za-z0-9+/_=.-]{20,256})"""
+         r"(?![A-Za-z0-9+/_=.-])", 1),
+    ), check=_random),
+)
+# The engine's view: every shape numbered in priority order, and the kind each belongs to.
+RULE_SOURCES: tuple[tuple[str, str, int], ...] = tuple(
+    (kind.name, pattern, group) for kind in KINDS for pattern, group in kind.shapes)
+_KIND_OF = tuple(kind for kind in KINDS for _ in kind.shapes)
+_BY_NAME = {kind.name: kind for kind in KINDS}
