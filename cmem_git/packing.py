@@ -119,6 +119,23 @@ def repack(gitdir: Path, full: bool = False) -> None:
         _git(gitdir, argv)
 
 
+def before_push(gitdir: Path, seconds: float = 120.0) -> None:
+    """A push sends packed objects as they are stored, so a first backup's pack would go whole:
+    have it redone first (by the background repack if one runs, else here). Never raises: the
+    push goes ahead in any case, only larger."""
+    listed = gitdir / "cmem" / UNDELTIFIED
+    if not (listed.exists() or listed.with_name(listed.name + ".taken").exists()):
+        return
+    if not wait(gitdir, seconds) or not _claim(gitdir):
+        return
+    try:
+        deltify(gitdir)
+    except (OSError, subprocess.SubprocessError) as error:
+        errorlog.record(gitdir, "packing before a push", str(error))
+    finally:
+        (gitdir / "cmem" / _MARKER).unlink(missing_ok=True)
+
+
 def deltify(gitdir: Path) -> None:
     """Repack the packs PackWriter listed (whole blobs) with git's delta search, then drop them.
     The new pack is in place before the old one goes, so every object stays readable."""
