@@ -256,5 +256,5 @@ def test_git_processes_cannot_be_pointed_at_another_repository(
     assert "GIT_DIR" not in env and "GIT_INDEX_FILE" not in env
     assert env["GIT_SSH_COMMAND"] == "ssh -i key" and env["GIT_TERMINAL_PROMPT"] == "0"
     assert env["LC_ALL"] == "C"
-    done = command.run("-C", str(mine.workdir), "rev-parse", "--absolute-git-dir")
+    done = command.run_text("-C", str(mine.workdir), "rev-parse", "--absolute-git-dir")
     assert done.returncode == 0 and Path(done.stdout.strip()) == mine.gitdir.resolve()

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import pygit2
 from conftest import CORPUS, Project, git, git_blobs, payload, run_hook, stored_file
 from test_first_backup import fsck_clean
+from test_sync import MIB, synthetic
 
 from cmem_git.capture import checkpoint
 from cmem_git.git import packing
-from cmem_git.git.pack import PackWriter
+from cmem_git.git.pack import UNDELTIFIED, PackWriter
 from cmem_git.repo.store import Store
 
 SID = "7a1b2c3d-4e5f-4a6b-8c7d-8e9fa0b1c2d3"
@@ -60,6 +63,24 @@ def test_an_abandoned_pack_leaves_nothing(tmp_path: Path) -> None:
     assert not list((store.workdir / ".git" / "objects" / "pack").glob("*.pack"))
 
 
+def test_the_temp_pack_of_a_writer_that_died_is_cleared_even_unreaped(tmp_path: Path) -> None:
+    """A hook killed with its parent is reparented to init, which in a container may never
+    reap it: the zombie still answers kill(pid, 0), yet its temp pack is dead."""
+    store = Store.init(tmp_path / "mem")
+    temp = store.workdir / ".git" / "cmem" / "tmp"
+    temp.mkdir(parents=True, exist_ok=True)
+    zombie = subprocess.Popen(["true"])  # never waited for until the end: a zombie
+    while Path(f"/proc/{zombie.pid}/stat").read_bytes().rpartition(b")")[2].split()[0] != b"Z":
+        time.sleep(0.01)
+    live = temp / f"pack-{os.getpid()}-1"
+    dead = temp / f"pack-{zombie.pid}-1"
+    for path in (live, dead):
+        path.write_bytes(b"PACK")
+    PackWriter(store.repo).abandon()
+    assert not dead.exists() and live.exists()
+    zombie.wait()
+
+
 def test_many_loose_objects_get_packed_in_the_background(tmp_path: Path) -> None:
     store = Store.init(tmp_path / "mem")
     path = tmp_path / f"{SID}.jsonl"
@@ -101,6 +122,23 @@ def test_a_hook_starts_the_repack_when_it_is_due(project: Project) -> None:
     assert done.returncode == 0 and done.stdout == b"", done.stdout
     assert packing.wait(store.gitdir, 120)
     assert objects(project.memory)["packs"] >= 1
+    fsck_clean(project.memory)
+    assert git(project.memory, "status", "--porcelain") == ""
+
+
+def test_a_first_backups_pack_is_redone_with_deltas(project: Project) -> None:
+    """The pack a first backup writes holds whole blobs, which git would push whole: the
+    background repack redoes it with deltas, and every object stays readable meanwhile."""
+    data = synthetic(16 * MIB)
+    path = project.transcripts / f"{SID}.jsonl"
+    path.write_bytes(data)
+    done = run_hook(project, "PreCompact", payload("PreCompact", SID, path, project.root))
+    assert done.returncode == 0 and done.stdout == b"", done.stdout
+    project.settle()
+    assert not list((project.memory / ".git" / "cmem").glob(f"{UNDELTIFIED}*"))
+    packed = objects(project.memory)["size-pack"] * 1024
+    assert packed < len(data) / 8, f"{packed} bytes of packs for {len(data)} of transcript"
+    assert stored_file(project.memory, SID) == data
     fsck_clean(project.memory)
     assert git(project.memory, "status", "--porcelain") == ""
 

@@ -29,7 +29,17 @@ def no_git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run(*args: str, extra: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`git ARGS`, waited for, output captured as text (undecodable bytes replaced)."""
-    return subprocess.run(["git", *args], capture_output=True, text=True, errors="replace",
-                          env=no_git_env(extra), stdin=subprocess.DEVNULL)
+def run(*args: str, extra: Mapping[str, str] | None = None, stdin: bytes | None = None
+        ) -> subprocess.CompletedProcess[bytes]:
+    """`git ARGS`, waited for, with `stdin` as its input (default: none), output captured."""
+    return subprocess.run(["git", *args], input=stdin or b"", capture_output=True,
+                          env=no_git_env(extra))
+
+
+def run_text(*args: str, extra: Mapping[str, str] | None = None
+             ) -> subprocess.CompletedProcess[str]:
+    """`run` with the output as text (undecodable bytes replaced)."""
+    done = run(*args, extra=extra)
+    return subprocess.CompletedProcess(done.args, done.returncode,
+                                       done.stdout.decode(errors="replace"),
+                                       done.stderr.decode(errors="replace"))

@@ -106,7 +106,7 @@ def graph(store: Store, limit: int | None) -> str:
             "%(trailers:key=Cmem-Device,valueonly,separator=%x2C) %s"]
     if limit:
         args.append(f"-n{limit}")
-    done = command.run(*args)
+    done = command.run_text(*args)
     if done.returncode != 0:
         raise CmemError(f"git log --graph failed: {done.stderr.strip()}")
     return done.stdout

@@ -23,7 +23,7 @@ import pygit2
 
 from ..capture import checkpoint
 from ..errors import CmemError
-from ..git import intake, transport
+from ..git import intake, packing, transport
 from ..git.lock import NetworkLock
 from ..repo.store import Store
 from ..secrets import scan
@@ -219,6 +219,7 @@ def _push(store: Store, remote: str, limits: transport.Limits | None,
         raise SyncError("nothing to push: the memory repository has no commits")
     if secrets is not None:
         _refuse_secrets(store, outcome.remote, tip.id, secrets)
+    packing.before_push(store.gitdir)
     pushed = transport.push(store.workdir, outcome.remote, _branch(store), limits)
     outcome.pushed, outcome.bytes_sent = pushed.updated, pushed.bytes_sent
     return outcome

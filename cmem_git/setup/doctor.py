@@ -83,7 +83,7 @@ def _repository(memory: Path) -> list[Finding]:
 def _fsck(memory: Path) -> list[Finding]:
     # Without the index: a corrupt one is a problem of its own (_index), not of history.
     no_index = {"GIT_INDEX_FILE": str(Path(tempfile.gettempdir()) / "cmem-no-index")}
-    done = command.run("-C", str(memory), "fsck", "--no-dangling", "--no-progress",
+    done = command.run_text("-C", str(memory), "fsck", "--no-dangling", "--no-progress",
                        extra=no_index)
     if done.returncode != 0:
         return [Finding("repository", f"git fsck found problems: {done.stderr.strip()[:500]}",
