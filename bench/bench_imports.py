@@ -2,7 +2,8 @@
 """What a hook imports: modules loaded and import time for each hook event, beside `python -c
 pass` measured in the same run (issue 17: the hook path imports only what its event needs).
 
-Each hook runs as Claude Code runs it, `python -X importtime -m cmem_git hook EVENT` with the
+cmem's own modules are counted with their lines of code (a package's __init__ counts as a
+module). Each hook runs as Claude Code runs it, `python -X importtime -m cmem_git hook EVENT` with the
 event's JSON on stdin, in a throwaway project with its own HOME, with a new record appended to
 the transcript before every run so there is always something to commit (and Stop's throttle off,
 so Stop does its whole work). Import time is the sum of `-X importtime`'s self times: the cost of
@@ -55,18 +56,27 @@ def project(home: Path, env: dict[str, str]) -> tuple[Path, Path]:
     return root, transcript
 
 
-def imports(stderr: str) -> tuple[int, int, float]:
-    """(modules, cmem_git modules, import ms) from -X importtime's report."""
+def imports(stderr: str, source: Path) -> tuple[int, int, int, float]:
+    """(modules, cmem_git modules, lines of cmem_git code in them, import ms) from -X
+    importtime's report; `source` is the folder that holds the cmem_git package."""
     names, micros = [], 0
     for line in stderr.splitlines():
         found = _LINE.match(line)
         if found:
             names.append(found[4])
             micros += int(found[1])
-    return len(names), sum(n.startswith("cmem_git") for n in names), micros / 1000
+    ours = [n for n in names if n.split(".")[0] == "cmem_git"]
+    return len(names), len(ours), sum(_lines(source, n) for n in ours), micros / 1000
 
 
-def hook(event: str, root: Path, transcript: Path, env: dict[str, str]) -> tuple[int, int, float]:
+def _lines(source: Path, module: str) -> int:
+    path = source.joinpath(*module.split("."))
+    file = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    return len(file.read_text().splitlines()) if file.is_file() else 0
+
+
+def hook(event: str, root: Path, transcript: Path, env: dict[str, str], source: Path
+         ) -> tuple[int, int, int, float]:
     claude, detail = EVENTS[event]
     with transcript.open("a") as file:  # something new to back up every time
         file.write(json.dumps({"type": "user", "uuid": str(uuid.uuid4()),
@@ -78,19 +88,20 @@ def hook(event: str, root: Path, transcript: Path, env: dict[str, str]) -> tuple
                           env={**env, "CLAUDE_PROJECT_DIR": str(root)}, check=True)
     if b"failed" in done.stdout + done.stderr.replace(b"import time:", b""):
         raise SystemExit(f"{event} failed: {done.stdout!r} {done.stderr[-400:]!r}")
-    return imports(done.stderr.decode())
+    return imports(done.stderr.decode(), source)
 
 
-def baseline(env: dict[str, str]) -> tuple[int, int, float]:
+def baseline(env: dict[str, str], source: Path) -> tuple[int, int, int, float]:
     done = subprocess.run([sys.executable, "-X", "importtime", "-c", "pass"], env=env,
                           capture_output=True, text=True, check=True)
-    return imports(done.stderr)
+    return imports(done.stderr, source)
 
 
-def median(samples: list[tuple[int, int, float]]) -> dict[str, float]:
+def median(samples: list[tuple[int, int, int, float]]) -> dict[str, float]:
     return {"modules": statistics.median(s[0] for s in samples),
             "cmem_modules": statistics.median(s[1] for s in samples),
-            "import_ms": round(statistics.median(s[2] for s in samples), 1)}
+            "cmem_lines": statistics.median(s[2] for s in samples),
+            "import_ms": round(statistics.median(s[3] for s in samples), 1)}
 
 
 def measure(runs: int, source: Path | None) -> dict[str, Any]:
@@ -102,11 +113,13 @@ def measure(runs: int, source: Path | None) -> dict[str, Any]:
                "GIT_COMMITTER_EMAIL": "bench@example.com"}
         if source is not None:
             env["PYTHONPATH"] = str(source.resolve())
+        code = source or Path(__import__("cmem_git").__file__).parents[1]
         root, transcript = project(home, env)
         load = os.getloadavg()
-        found = {"python -c pass": median([baseline(env) for _ in range(runs)])}
+        found = {"python -c pass": median([baseline(env, code) for _ in range(runs)])}
         for event in EVENTS:
-            found[event] = median([hook(event, root, transcript, env) for _ in range(runs)])
+            found[event] = median([hook(event, root, transcript, env, code)
+                                   for _ in range(runs)])
         return {"rows": found, "runs": runs, "source": str(source or "installed"),
                 "load": {"before": load, "after": os.getloadavg()}}
 
@@ -124,10 +137,10 @@ def main() -> int:
     print(f"source: {report['source']}; median of {report['runs']} runs; load average "
           f"{' '.join(f'{x:.2f}' for x in report['load']['before'])} before, "
           f"{' '.join(f'{x:.2f}' for x in report['load']['after'])} after")
-    print(f"{'':16} {'modules':>8} {'cmem_git':>9} {'import ms':>10}")
+    print(f"{'':16} {'modules':>8} {'cmem_git':>9} {'its lines':>10} {'import ms':>10}")
     for name, row in report["rows"].items():
         print(f"{name:16} {row['modules']:>8.0f} {row['cmem_modules']:>9.0f} "
-              f"{row['import_ms']:>10.1f}")
+              f"{row['cmem_lines']:>10.0f} {row['import_ms']:>10.1f}")
     return 0
 
 
