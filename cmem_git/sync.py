@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import pygit2
 
-from . import checkpoint, chunks, intake, memory, restore, scan, transport
+from . import checkpoint, chunks, intake, memory, purge, restore, scan, transport
 from .backup import ROOT, SOURCE_MAP, merge_lines
 from .delta import changed_files
 from .errors import CmemError
@@ -152,6 +152,8 @@ def _pull(store: Store, remote: str, device: str, limits: transport.Limits | Non
             store.repo.references.delete(fetched)  # its objects become unreachable
             raise
     store.repo.references.create(_tracking(store, remote), theirs.id, force=True)
+    if purge.follow(store, theirs):  # the remote's history was rewritten: rewrite ours alike
+        tip = store.tip()
     outcome.merged, outcome.conflicts = merge(store, theirs, device)
     if outcome.merged:  # for SessionStart's note on local transcripts left behind
         restore.note_incoming(store, tip.tree if tip else None, theirs.tree)

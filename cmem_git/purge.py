@@ -1,0 +1,495 @@
+"""`cmem purge`: take a session, a file or a secret out of all history, here and on the remote.
+
+The rewrite itself is rewriting.py. Here is what makes it safe on a repository that hooks write
+to and that other devices sync with:
+
+- everything is built in memory first; the branch moves last, by compare-and-swap under the
+  repository lock. A hook that commits meanwhile either lands before the move (its commit is
+  rewritten too, under the lock, where nobody else can commit) or after it (on the new tip);
+- the rewritten history gets one more commit, `purge: ...`, whose trailers say what was taken
+  out (`Cmem-Purged`, a secret only by a hash prefix) and which tip it rewrote
+  (`Cmem-Purge-Of`). Another device's sync finds it there and follows (`follow`);
+- then nothing may keep the old objects: reflogs expire, cmem's caches derived from history
+  (search index, `recent`, SessionStart's notes) go, logs lose the secret, and `git gc`
+  prunes what is unreachable. Objects written after the move are kept (see `_cutoff`), so a
+  hook that built its commit on the new tip meanwhile never loses an object;
+- the remote is overwritten with `--force-with-lease` on the value fetched just before, so a
+  push another device made meanwhile is never lost: the purge stops and says to sync first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+
+from . import checkpoint, transport, worktree
+from .backup import ROOT
+from .errors import CmemError, UsageProblem
+from .history import format_message
+from .lock import cmem_dir, unsynced
+from .rewriting import MARKER, Changes, Rewriter, Selector, digest, spellings
+from .store import Store
+
+ATTEMPTS = 3  # moves of the branch lost to a committer outside cmem before giving up
+MIN_SECRET = 6  # shorter strings would match all over the transcripts
+# Caches under .git/cmem derived from history; each is rebuilt from the commits when missing.
+CACHES = ("index.sqlite", "index.sqlite-wal", "index.sqlite-shm", "index.sqlite-journal",
+          "recent", "seen.json", "incoming-sessions.json", "context.json", "tmp")
+
+
+class PurgeError(CmemError):
+    pass
+
+
+class NothingMatched(PurgeError):
+    pass
+
+
+@dataclass
+class Result:
+    selectors: list[Selector]
+    changes: Changes
+    old_tip: str = ""
+    new_tip: str = ""
+    remote: str | None = None
+    pushed: bool = False
+    dry_run: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        return {"purged": [s.label() for s in self.selectors], "dry_run": self.dry_run,
+                "commits_rewritten": self.changes.commits, "commits_dropped": self.changes.dropped,
+                "first_rewritten": str(self.changes.first) if self.changes.first else None,
+                "matches": self.changes.matches, "files": sorted(self.changes.paths),
+                "sessions": sorted(self.changes.sessions), "old_tip": self.old_tip,
+                "new_tip": self.new_tip, "remote": self.remote, "pushed": self.pushed,
+                "notes": self.notes}
+
+
+# --- what to purge --------------------------------------------------------------------------
+
+def session_selector(store: Store, prefix: str) -> Selector:
+    """The one session of all history whose id starts with `prefix`."""
+    found = sorted(name for name in _names_under(store, ROOT) if name.startswith(prefix))
+    if not found:
+        raise UsageProblem(f"no session in history starts with {prefix!r}",
+                           hint="`cmem log --oneline` shows the sessions")
+    if len(found) > 1:
+        raise UsageProblem(f"{prefix!r} matches several sessions: {', '.join(found[:5])}",
+                           hint="give more of the id")
+    return Selector("session", found[0])
+
+
+def path_selector(store: Store, path: str) -> Selector:
+    clean = path.strip("/")
+    folder, _, name = clean.rpartition("/")
+    if not clean or name not in _names_under(store, folder):
+        raise UsageProblem(f"{path!r} is in no commit of the memory repository",
+                           hint="paths are relative to .claude/memory, e.g. "
+                           "sessions/2026-11-20-notes.md; `git -C .claude/memory log --stat` "
+                           "lists them")
+    return Selector("path", clean)
+
+
+def secret_selector(secret: str) -> Selector:
+    value = secret.rstrip("\r\n")
+    if "\n" in value or len(value) < MIN_SECRET:
+        raise UsageProblem(f"a secret to purge is one line of at least {MIN_SECRET} characters",
+                           hint="give the secret itself, not a part of it: every copy of what "
+                           "you give is replaced")
+    return Selector("secret", value)
+
+
+def _names_under(store: Store, folder: str) -> set[str]:
+    """Every name ever seen in `folder` (the root for ""), once per distinct tree."""
+    names: set[str] = set()
+    seen: set[pygit2.Oid] = set()
+    for tip in _tips(store.repo):
+        for commit in store.repo.walk(tip):
+            tree = commit.tree if not folder else _subtree(commit.tree, folder)
+            if tree is not None and tree.id not in seen:
+                seen.add(tree.id)
+                names.update(item.name or "" for item in tree)
+    return names
+
+
+def _subtree(tree: pygit2.Tree, folder: str) -> pygit2.Tree | None:
+    try:
+        found = tree[folder]
+    except KeyError:
+        return None
+    return found if isinstance(found, pygit2.Tree) else None
+
+
+def _tips(repo: pygit2.Repository) -> list[pygit2.Oid]:
+    """Branch and remote-tracking tips: what the rewrite must cover."""
+    tips = []
+    for name in repo.references:
+        if name.startswith(("refs/heads/", "refs/remotes/")):
+            target = repo.references[name].resolve().target
+            if isinstance(target, pygit2.Oid) and target not in tips:
+                tips.append(target)
+    return tips
+
+
+# --- the purge ------------------------------------------------------------------------------
+
+def plan(store: Store, selectors: list[Selector]) -> Result:
+    """What a purge would change, computed without writing anything (--dry-run)."""
+    rewriter = Rewriter(store.repo, selectors, write=False)
+    tip = _tip(store)
+    for other in _tips(store.repo):
+        rewriter.history(other)
+    result = Result(selectors, rewriter.changes, str(tip.id),
+                    str(rewriter.history(tip.id)), dry_run=True)
+    _require_match(result)
+    return result
+
+
+def purge(store: Store, selectors: list[Selector], device: str, remote: str | None,
+          limits: transport.Limits | None = None) -> Result:
+    """Rewrite local history, then push it over the remote's (when `remote` is given)."""
+    checkpoint.take(store, checkpoint.Request("purge", None, None, device))
+    lease = _fetch_lease(store, remote, limits) if remote else None
+    cutoff = _cutoff()
+    rewriter = Rewriter(store.repo, selectors)
+    old = _tip(store)
+    rewriter.history(old.id)  # the long part, outside the lock: hooks keep committing
+    result = Result(selectors, rewriter.changes, remote=remote)
+    _require_match(result)
+    with store.lock():
+        result.old_tip, result.new_tip = _move(store, rewriter, selectors, device)
+        _rewrite_other_refs(store, rewriter)
+        _refresh_files(store)
+        clean(store, selectors, cutoff)
+    if remote:
+        _force_push(store, remote, lease, limits)
+        result.pushed = True
+    result.notes += _notes(selectors)
+    return result
+
+
+def _tip(store: Store) -> pygit2.Commit:
+    tip = store.tip()
+    if tip is None:
+        raise NothingMatched("nothing to purge: the memory repository has no commits")
+    return tip
+
+
+def _require_match(result: Result) -> None:
+    if result.changes.commits == 0:
+        what = ", ".join(s.label() for s in result.selectors)
+        raise NothingMatched(f"nothing to purge: no commit holds {what}",
+                             hint="`cmem scan` finds secrets the rules know; a secret must be "
+                             "given exactly as it was written")
+
+
+def _move(store: Store, rewriter: Rewriter, selectors: list[Selector],
+          device: str) -> tuple[str, str]:
+    """Compare-and-swap the branch onto the rewritten history plus the purge commit. Under
+    the lock, so only a committer outside cmem can move it meanwhile; a hook commit that
+    landed before the lock is rewritten here too (cheap: the rest is memoized)."""
+    for _ in range(ATTEMPTS):
+        tip = _tip(store)
+        top = store.repo[rewriter.history(tip.id)].peel(pygit2.Commit)
+        sig = store.signature()
+        marker = store.repo.create_commit(None, sig, sig, _message(selectors, tip, device),
+                                          top.tree_id, [top.id])
+        if store._swap(tip, marker):
+            return str(tip.id), str(marker)
+    raise PurgeError(f"{store.branch} kept moving during the purge; nothing was changed",
+                     hint="is another program committing to .claude/memory? Try again")
+
+
+def _message(selectors: list[Selector], old: pygit2.Commit, device: str) -> str:
+    trailers = [("Cmem-Event", "purge"), ("Cmem-Device", device)]
+    trailers += [("Cmem-Purged", s.label()) for s in selectors]
+    trailers.append(("Cmem-Purge-Of", str(old.id)))
+    body = ["History was rewritten to take this out; other devices follow on their next sync."]
+    return format_message("purge: " + ", ".join(s.label() for s in selectors), body, trailers)
+
+
+def _rewrite_other_refs(store: Store, rewriter: Rewriter) -> None:
+    """Other branches and remote-tracking refs move to their rewritten commits, so that no
+    ref keeps the old history; fetch landing refs are dropped (the next fetch makes them)."""
+    refs = store.repo.references
+    for name in list(refs):
+        if name == store.branch:
+            continue
+        if name.startswith(transport.INCOMING):
+            refs.delete(name)
+        elif name.startswith(("refs/heads/", "refs/remotes/")):
+            target = refs[name].target
+            if isinstance(target, pygit2.Oid):  # not a symbolic ref (origin/HEAD)
+                refs[name].set_target(rewriter.history(target), "cmem: purge")
+
+
+def _refresh_files(store: Store) -> None:
+    try:
+        worktree.sync(store.repo, {})
+        unsynced(store.gitdir).unlink(missing_ok=True)
+    except (pygit2.GitError, OSError):
+        unsynced(store.gitdir).touch()  # the next cmem command finishes the files
+
+
+def _notes(selectors: list[Selector]) -> list[str]:
+    notes = ["other machines: their next `cmem sync` (or a hook's) follows the rewrite; until "
+             "then they still hold the old history, so sync each one soon"]
+    if any(s.kind != "path" for s in selectors):
+        notes.append("a transcript Claude Code still keeps in ~/.claude/projects is not changed: "
+                     "the next backup of that session stores what it holds again; delete the "
+                     "session there (or `/clear` it) if it holds the secret")
+    if any(s.kind == "secret" for s in selectors):
+        notes.append("rotate the secret anyway: hosting services (GitHub, GitLab) keep "
+                     "unreachable objects and caches until their support purges them")
+    return notes
+
+
+# --- the remote -----------------------------------------------------------------------------
+
+def _fetch_lease(store: Store, remote: str, limits: transport.Limits | None) -> str:
+    """The remote's branch, fetched now: the purge must include every commit it has, and the
+    push may only replace exactly this value."""
+    branch = store.branch.removeprefix("refs/heads/")
+    fetched = transport.fetch(store.workdir, remote, branch, limits)
+    if fetched is None:
+        return ""
+    theirs = store.repo.references[fetched].target
+    tip = _tip(store)
+    if theirs != tip.id and not store.repo.descendant_of(tip.id, theirs):
+        raise PurgeError(f"{remote} has commits this machine has not merged yet: purging "
+                         "now would drop them", hint="run `cmem sync` first, then purge again")
+    return str(theirs)
+
+
+def _force_push(store: Store, remote: str, lease: str | None,
+                limits: transport.Limits | None) -> None:
+    branch = store.branch.removeprefix("refs/heads/")
+    done = transport.git(store.workdir, "push", "--porcelain", "--no-verify",
+                         f"--force-with-lease=refs/heads/{branch}:{lease or ''}", remote,
+                         f"+refs/heads/{branch}:refs/heads/{branch}", limits=limits,
+                         remote=remote)
+    if done.returncode != 0 or "\n!" in "\n" + done.stdout:
+        raise transport.TransportError(
+            "force-push to", remote, done.stderr + done.stdout,
+            hint="the local history is purged; the remote still has the old one (someone "
+            "pushed meanwhile?): run `cmem sync` on this machine, then `cmem purge` again")
+    tip = _tip(store)
+    store.repo.references.create(f"refs/remotes/{remote}/{branch}", tip.id, force=True)
+
+
+# --- making the old objects go --------------------------------------------------------------
+
+def _cutoff() -> str:
+    """The prune date: objects written before now (the old history) go, objects written from
+    the next second on stay. git compares whole seconds, so wait for the next one: a hook
+    that builds its commit on the new tip meanwhile writes its objects after that."""
+    now = time.time()
+    time.sleep(int(now) + 1 - now + 0.01)
+    return f"@{int(now)}"
+
+
+def clean(store: Store, selectors: list[Selector], cutoff: str) -> None:
+    """With the branch moved and the lock held: nothing may keep what was purged."""
+    _drop_caches(store.gitdir)
+    _scrub_logs(store.gitdir, selectors)
+    for leftover in ("ORIG_HEAD", "FETCH_HEAD", "MERGE_HEAD", "COMMIT_EDITMSG"):
+        (store.gitdir / leftover).unlink(missing_ok=True)
+    _git(store, "reflog", "expire", "--expire=now", "--expire-unreachable=now", "--all")
+    _git(store, "gc", "--quiet", f"--prune={cutoff}")
+
+
+def _git(store: Store, *args: str) -> None:
+    done = transport.git(store.workdir, *args)
+    if done.returncode != 0:
+        raise PurgeError(f"git {args[0]} failed: {done.stderr.strip()}",
+                         hint="the history is rewritten; run `git -C .claude/memory gc "
+                         "--prune=now` to remove the old objects")
+
+
+def _drop_caches(gitdir: Path) -> None:
+    folder = cmem_dir(gitdir)
+    for name in CACHES:
+        path = folder / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _scrub_logs(gitdir: Path, selectors: list[Selector]) -> None:
+    """cmem's own logs (errors, sync and pack output) may quote what a commit held."""
+    forms = [form for s in selectors if s.kind == "secret" for form in spellings(s.value)]
+    if not forms:
+        return
+    for path in cmem_dir(gitdir).iterdir():
+        if not path.is_file() or path.name in ("lock", "writing"):
+            continue
+        data = path.read_bytes()
+        clean = data
+        for form in forms:
+            clean = clean.replace(form, MARKER)
+        if clean != data:
+            temp = path.with_name(f"{path.name}.{os.getpid()}")
+            temp.write_bytes(clean)
+            os.replace(temp, path)
+
+
+# --- the other devices ----------------------------------------------------------------------
+
+def follow(store: Store, theirs: pygit2.Commit) -> bool:
+    """When the remote's new commits include a purge of history this device holds: apply the
+    same purge here, so that what both had becomes the remote's rewritten commits and this
+    device's own newer commits are rewritten on top; the merge that follows is then an
+    ordinary one, and the old history goes. True when that happened."""
+    tip = store.tip()
+    if tip is None:
+        return False
+    _refuse_stale_remote(store, theirs, tip)
+    purges = _purges(store.repo, theirs.id, tip.id)
+    if not purges:
+        return False
+    selectors = [s for commit in purges for s in _selectors(store.repo, commit, tip)]
+    cutoff = _cutoff()
+    rewriter = Rewriter(store.repo, selectors)
+    with store.lock():
+        for _ in range(ATTEMPTS):
+            current = _tip(store)
+            if store._swap(current, rewriter.history(current.id)):
+                break
+        else:
+            raise PurgeError(f"{store.branch} kept moving while following a purge",
+                             hint="try `cmem sync` again")
+        _rewrite_other_refs(store, rewriter)
+        _refresh_files(store)
+        clean(store, selectors, cutoff)
+    return True
+
+
+def _refuse_stale_remote(store: Store, theirs: pygit2.Commit, tip: pygit2.Commit) -> None:
+    """A purge made here with --no-push: the remote still has the old history, and merging it
+    would bring back what was purged."""
+    for commit in _purges(store.repo, tip.id, theirs.id):
+        old = pygit2.Oid(hex=_trailer(commit, "Cmem-Purge-Of")[0])
+        if old == theirs.id or (old in store.repo and
+                                store.repo.descendant_of(old, theirs.id)):
+            branch = store.branch.removeprefix("refs/heads/")
+            raise PurgeError("the remote still has the history purged here (purge --no-push): "
+                             "merging it would bring back what was purged",
+                             hint=f"overwrite it: `git -C .claude/memory push "
+                             f"--force-with-lease={branch}:{theirs.id} REMOTE {branch}`")
+
+
+def _purges(repo: pygit2.Repository, theirs: pygit2.Oid, tip: pygit2.Oid
+            ) -> list[pygit2.Commit]:
+    """Purge commits the remote has and this device does not, oldest first."""
+    walker = repo.walk(theirs, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE)
+    walker.hide(tip)
+    return [c for c in walker if _trailer(c, "Cmem-Event") == ["purge"]
+            and _trailer(c, "Cmem-Purge-Of")]
+
+
+def _trailer(commit: pygit2.Commit, key: str) -> list[str]:
+    """Every value of a trailer (message_trailers keeps only one per key)."""
+    prefix = f"{key}: "
+    return [line[len(prefix):] for line in commit.message.splitlines()
+            if line.startswith(prefix)]
+
+
+def _selectors(repo: pygit2.Repository, purge_commit: pygit2.Commit,
+               tip: pygit2.Commit) -> list[Selector]:
+    found = []
+    for label in _trailer(purge_commit, "Cmem-Purged"):
+        kind, _, value = label.partition(" ")
+        if kind in ("session", "path"):
+            found.append(Selector(kind, value))
+        elif kind == "secret":
+            found.append(Selector("secret", _recovered(repo, purge_commit, tip, value)))
+    return found
+
+
+def _recovered(repo: pygit2.Repository, purge_commit: pygit2.Commit, tip: pygit2.Commit,
+               label: str) -> str:
+    """The secret, which the trailer names only by a hash: this device holds commits the
+    purge rewrote, and a rewritten commit keeps its author, committer and dates, so comparing
+    the two shows what became the marker; the hash confirms it. Nothing secret crosses the
+    network."""
+    want = label.removeprefix("sha256:")
+    ours: dict[tuple[object, ...], list[pygit2.Commit]] = {}
+    walker = repo.walk(tip.id)
+    walker.hide(purge_commit.id)
+    for commit in walker:
+        ours.setdefault(_identity(commit), []).append(commit)
+    walker = repo.walk(purge_commit.id)
+    walker.hide(tip.id)
+    for new in walker:
+        for old in ours.get(_identity(new), []):
+            for before, after in _differing(repo, old, new):
+                secret = _secret_in(before, after, want)
+                if secret is not None:
+                    return secret
+    raise PurgeError(f"the remote's history was rewritten to remove a secret "
+                     f"(sha256:{want}) that this device's history does not show",
+                     hint="run `cmem purge --secret - --no-push` here with the same secret, "
+                     "then `cmem sync`")
+
+
+def _identity(commit: pygit2.Commit) -> tuple[object, ...]:
+    return (commit.author.time, commit.author.email, commit.committer.time,
+            len(commit.parent_ids), commit.message.split("\n", 1)[0][:20])
+
+
+def _differing(repo: pygit2.Repository, old: pygit2.Commit, new: pygit2.Commit
+               ) -> list[tuple[bytes, bytes]]:
+    pairs = [(old.message.encode(), new.message.encode())] if old.message != new.message else []
+    return pairs + _blob_pairs(repo, old.tree, new.tree)
+
+
+def _blob_pairs(repo: pygit2.Repository, old: pygit2.Tree, new: pygit2.Tree
+                ) -> list[tuple[bytes, bytes]]:
+    """Blobs that differ at the same place; chunk folders pair their chunks by position,
+    since a purge renames the chunks after a changed one."""
+    if old.id == new.id:
+        return []
+    olds, news = sorted(old, key=lambda e: e.name or ""), sorted(new, key=lambda e: e.name or "")
+    if len(olds) != len(news):
+        return []
+    pairs: list[tuple[bytes, bytes]] = []
+    for one, two in zip(olds, news):
+        a, b = repo[one.id], repo[two.id]
+        if isinstance(a, pygit2.Tree) and isinstance(b, pygit2.Tree):
+            pairs += _blob_pairs(repo, a, b)
+        elif isinstance(a, pygit2.Blob) and isinstance(b, pygit2.Blob) and a.id != b.id:
+            pairs.append((bytes(a.data), bytes(b.data)))
+    return pairs
+
+
+def _secret_in(before: bytes, after: bytes, want: str) -> str | None:
+    """`after` is `before` with the secret replaced by the marker: find where they part, and
+    the length at which what `before` holds there hashes to `want`."""
+    at = next((i for i, (x, y) in enumerate(zip(before, after)) if x != y), None)
+    if at is None:
+        return None
+    start = after.rfind(MARKER, max(0, at - len(MARKER)), at + len(MARKER))
+    if start < 0 or start > at:
+        return None
+    for end in range(start + MIN_SECRET, min(len(before), start + 4096) + 1):
+        candidate = before[start:end].decode("utf-8", "surrogateescape")
+        for value in (candidate, _unescaped(candidate)):
+            if value is not None and digest(value) == want:
+                return value
+    return None
+
+
+def _unescaped(text: str) -> str | None:
+    try:
+        value = json.loads(f'"{text}"')
+    except ValueError:
+        return None
+    return value if isinstance(value, str) else None
