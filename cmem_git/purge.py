@@ -29,7 +29,7 @@ from pathlib import Path
 import pygit2
 
 from . import checkpoint, transport, worktree
-from .backup import ROOT
+from .backup import ROOT, SOURCE_MAP
 from .errors import CmemError, UsageProblem
 from .history import format_message
 from .lock import cmem_dir, unsynced
@@ -457,17 +457,23 @@ def _blob_pairs(repo: pygit2.Repository, old: pygit2.Tree, new: pygit2.Tree
     since a purge renames the chunks after a changed one."""
     if old.id == new.id:
         return []
-    olds, news = sorted(old, key=lambda e: e.name or ""), sorted(new, key=lambda e: e.name or "")
-    if len(olds) != len(news):
-        return []
+    olds, news = _entries(old), _entries(new)
+    if set(olds) != set(news):  # a chunk folder: chunks after a changed one were renamed
+        olds, news = dict(enumerate(olds.values())), dict(enumerate(news.values()))
     pairs: list[tuple[bytes, bytes]] = []
-    for one, two in zip(olds, news):
-        a, b = repo[one.id], repo[two.id]
+    for key, one in olds.items():
+        a, b = repo[one], repo[news[key]] if key in news else None
         if isinstance(a, pygit2.Tree) and isinstance(b, pygit2.Tree):
             pairs += _blob_pairs(repo, a, b)
         elif isinstance(a, pygit2.Blob) and isinstance(b, pygit2.Blob) and a.id != b.id:
             pairs.append((bytes(a.data), bytes(b.data)))
     return pairs
+
+
+def _entries(tree: pygit2.Tree) -> dict[object, pygit2.Oid]:
+    """Name -> id, without source maps (a purge adds one beside a changed chunk folder)."""
+    return {item.name: item.id for item in sorted(tree, key=lambda e: e.name or "")
+            if not (item.name or "").endswith(SOURCE_MAP)}
 
 
 def _secret_in(before: bytes, after: bytes, want: str) -> str | None:

