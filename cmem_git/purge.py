@@ -157,14 +157,13 @@ def purge(store: Store, selectors: list[Selector], device: str, remote: str | No
     """Rewrite local history, then push it over the remote's (when `remote` is given)."""
     checkpoint.take(store, checkpoint.Request("purge", None, None, device))
     lease = _fetch_lease(store, remote, limits) if remote else None
-    cutoff = _cutoff()
     rewriter = Rewriter(store.repo, selectors)
     old = _tip(store)
     rewriter.history(old.id)  # the long part, outside the lock: hooks keep committing
     result = Result(selectors, rewriter.changes, remote=remote)
     _require_match(result)
     with store.lock():
-        result.old_tip, result.new_tip = _move(store, rewriter, selectors, device)
+        result.old_tip, result.new_tip, cutoff = _move(store, rewriter, selectors, device)
         _rewrite_other_refs(store, rewriter)
         _refresh_files(store)
         clean(store, selectors, cutoff)
@@ -191,7 +190,7 @@ def _require_match(result: Result) -> None:
 
 
 def _move(store: Store, rewriter: Rewriter, selectors: list[Selector],
-          device: str) -> tuple[str, str]:
+          device: str) -> tuple[str, str, str]:
     """Compare-and-swap the branch onto the rewritten history plus the purge commit. Under
     the lock, so only a committer outside cmem can move it meanwhile; a hook commit that
     landed before the lock is rewritten here too (cheap: the rest is memoized)."""
@@ -201,8 +200,9 @@ def _move(store: Store, rewriter: Rewriter, selectors: list[Selector],
         sig = store.signature()
         marker = store.repo.create_commit(None, sig, sig, _message(selectors, tip, device),
                                           top.tree_id, [top.id])
+        cutoff = _cutoff()
         if store._swap(tip, marker):
-            return str(tip.id), str(marker)
+            return str(tip.id), str(marker), cutoff
     raise PurgeError(f"{store.branch} kept moving during the purge; nothing was changed",
                      hint="is another program committing to .claude/memory? Try again")
 
@@ -287,9 +287,11 @@ def _force_push(store: Store, remote: str, lease: str | None,
 # --- making the old objects go --------------------------------------------------------------
 
 def _cutoff() -> str:
-    """The prune date: objects written before now (the old history) go, objects written from
-    the next second on stay. git compares whole seconds, so wait for the next one: a hook
-    that builds its commit on the new tip meanwhile writes its objects after that."""
+    """The prune date, taken just before the branch moves: unreachable objects written before
+    it go (the old history, and a hook's objects built on the old tip, which that hook writes
+    again when its compare-and-swap fails); objects written after it stay, so a hook that
+    builds its commit on the new tip while the cleanup runs never loses one. git compares
+    whole seconds, so wait for the next one."""
     now = time.time()
     time.sleep(int(now) + 1 - now + 0.01)
     return f"@{int(now)}"
@@ -356,12 +358,12 @@ def follow(store: Store, theirs: pygit2.Commit) -> bool:
     if not purges:
         return False
     selectors = [s for commit in purges for s in _selectors(store.repo, commit, tip)]
-    cutoff = _cutoff()
     rewriter = Rewriter(store.repo, selectors)
     with store.lock():
         for _ in range(ATTEMPTS):
             current = _tip(store)
-            if store._swap(current, rewriter.history(current.id)):
+            new, cutoff = rewriter.history(current.id), _cutoff()
+            if store._swap(current, new):
                 break
         else:
             raise PurgeError(f"{store.branch} kept moving while following a purge",
