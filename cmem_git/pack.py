@@ -167,10 +167,16 @@ def _clear_dead(folder: Path) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether `pid` still runs. A killed hook whose parent died too can stay a zombie for
+    good (a container's init may never reap it): it answers signals, yet writes nothing."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return True  # no /proc: trust the signal
+    return stat.rpartition(b")")[2].split()[:1] != [b"Z"]

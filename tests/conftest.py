@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -89,6 +90,15 @@ class Project:
 
     def git(self, *args: str, check: bool = True) -> str:
         return git(self.memory, *args, check=check)
+
+    def settle(self, seconds: float = 120) -> None:
+        """Wait for the detached repack a hook may have started: it packs loose objects and
+        removes emptied object folders, so counting objects meanwhile races with it."""
+        marker = self.memory / ".git" / "cmem" / "packing"
+        deadline = time.monotonic() + seconds
+        while marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not marker.exists(), "the background repack did not finish"
 
 
 def git(folder: Path, *args: str, check: bool = True) -> str:

@@ -387,10 +387,12 @@ def test_hook_killed_at_any_moment_leaves_a_sound_repository(project: Project) -
                 handle.write(line[:cut])
             rest, number = line[cut:], number + 1
 
+        project.settle()
         before = Before.read(project)
         event = ("PreCompact", "SessionEnd")[trial % 2]
         process = spawn_hook(project, event, payload(event, session, transcript, project.root))
         _kill(project, process, trial % 3, rng, start, typical)
+        project.settle()
         outcome = _outcome(project, process.returncode, before)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import pygit2
@@ -57,6 +59,24 @@ def test_an_abandoned_pack_leaves_nothing(tmp_path: Path) -> None:
     assert not store.repo.odb.exists(oid)
     assert not list((store.workdir / ".git" / "cmem" / "tmp").iterdir())
     assert not list((store.workdir / ".git" / "objects" / "pack").glob("*.pack"))
+
+
+def test_the_temp_pack_of_a_writer_that_died_is_cleared_even_unreaped(tmp_path: Path) -> None:
+    """A hook killed with its parent is reparented to init, which in a container may never
+    reap it: the zombie still answers kill(pid, 0), yet its temp pack is dead."""
+    store = Store.init(tmp_path / "mem")
+    temp = store.workdir / ".git" / "cmem" / "tmp"
+    temp.mkdir(parents=True, exist_ok=True)
+    zombie = subprocess.Popen(["true"])  # never waited for until the end: a zombie
+    while Path(f"/proc/{zombie.pid}/stat").read_bytes().rpartition(b")")[2].split()[0] != b"Z":
+        time.sleep(0.01)
+    live = temp / f"pack-{os.getpid()}-1"
+    dead = temp / f"pack-{zombie.pid}-1"
+    for path in (live, dead):
+        path.write_bytes(b"PACK")
+    PackWriter(store.repo).abandon()
+    assert not dead.exists() and live.exists()
+    zombie.wait()
 
 
 def test_many_loose_objects_get_packed_in_the_background(tmp_path: Path) -> None:
