@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .sync import Outcome
     from .transport import Limits
     from .project import Report
+    from .purge import Result as Purged
     from . import recall
 
 
@@ -883,7 +884,7 @@ def _confirm_purge(yes: bool, remote: str | None) -> None:
     click.confirm("Rewrite history?", abort=True)
 
 
-def _purge_report(result: Any, as_json: bool, remote: str | None) -> None:
+def _purge_report(result: Purged, as_json: bool, remote: str | None) -> None:
     if as_json:
         click.echo(json.dumps(result.as_json(), indent=2))
         return

@@ -32,10 +32,11 @@ from . import checkpoint, transport, worktree
 from .backup import ROOT, SOURCE_MAP
 from .errors import CmemError, UsageProblem
 from .history import format_message
-from .lock import cmem_dir, unsynced
+from .lock import NetworkLock, cmem_dir, unsynced
 from .rewriting import MARKER, Changes, Rewriter, Selector, digest, spellings
 from .store import Store
 
+NETWORK_WAIT = 60.0  # seconds to wait for a background sync's fetch or push (as sync does)
 ATTEMPTS = 3  # moves of the branch lost to a committer outside cmem before giving up
 MIN_SECRET = 6  # shorter strings would match all over the transcripts
 # Caches under .git/cmem derived from history; each is rebuilt from the commits when missing.
@@ -146,30 +147,32 @@ def plan(store: Store, selectors: list[Selector]) -> Result:
     tip = _tip(store)
     for other in _tips(store.repo):
         rewriter.history(other)
-    result = Result(selectors, rewriter.changes, str(tip.id),
-                    str(rewriter.history(tip.id)), dry_run=True)
+    rewriter.history(tip.id)
+    result = Result(selectors, rewriter.changes, str(tip.id), dry_run=True)
     _require_match(result)
     return result
 
 
 def purge(store: Store, selectors: list[Selector], device: str, remote: str | None,
           limits: transport.Limits | None = None) -> Result:
-    """Rewrite local history, then push it over the remote's (when `remote` is given)."""
-    checkpoint.take(store, checkpoint.Request("purge", None, None, device))
-    lease = _fetch_lease(store, remote, limits) if remote else None
-    rewriter = Rewriter(store.repo, selectors)
-    old = _tip(store)
-    rewriter.history(old.id)  # the long part, outside the lock: hooks keep committing
-    result = Result(selectors, rewriter.changes, remote=remote)
-    _require_match(result)
-    with store.lock():
-        result.old_tip, result.new_tip, cutoff = _move(store, rewriter, selectors, device)
-        _rewrite_other_refs(store, rewriter)
-        _refresh_files(store)
-        clean(store, selectors, cutoff)
-    if remote:
-        _force_push(store, remote, lease, limits)
-        result.pushed = True
+    """Rewrite local history, then push it over the remote's (when `remote` is given). Holds
+    the network lock throughout, so no background sync pushes or merges meanwhile."""
+    with NetworkLock(store.gitdir, NETWORK_WAIT):
+        finish_cleanup(store)
+        checkpoint.take(store, checkpoint.Request("purge", None, None, device))
+        lease = _fetch_lease(store, remote, limits) if remote else None
+        rewriter = Rewriter(store.repo, selectors)
+        rewriter.history(_tip(store).id)  # the long part, outside the lock: hooks go on
+        result = Result(selectors, rewriter.changes, remote=remote)
+        _require_match(result)
+        with store.lock():
+            result.old_tip, result.new_tip, cutoff = _move(store, rewriter, selectors, device)
+            _rewrite_other_refs(store, rewriter)
+            _refresh_files(store)
+            clean(store, selectors, cutoff)
+        if remote:
+            _force_push(store, remote, lease, limits)
+            result.pushed = True
     result.notes += _notes(selectors)
     return result
 
@@ -202,6 +205,7 @@ def _move(store: Store, rewriter: Rewriter, selectors: list[Selector],
                                           top.tree_id, [top.id])
         cutoff = _cutoff()
         if store._swap(tip, marker):
+            _owe_cleanup(store, cutoff)
             return str(tip.id), str(marker), cutoff
     raise PurgeError(f"{store.branch} kept moving during the purge; nothing was changed",
                      hint="is another program committing to .claude/memory? Try again")
@@ -305,6 +309,25 @@ def clean(store: Store, selectors: list[Selector], cutoff: str) -> None:
         (store.gitdir / leftover).unlink(missing_ok=True)
     _git(store, "reflog", "expire", "--expire=now", "--expire-unreachable=now", "--all")
     _git(store, "gc", "--quiet", f"--prune={cutoff}")
+    (cmem_dir(store.gitdir) / _OWED).unlink(missing_ok=True)
+
+
+_OWED = "purge-cleanup"  # the prune date of a purge whose cleanup has not finished
+
+
+def _owe_cleanup(store: Store, cutoff: str) -> None:
+    """Right after the move: a purge killed before its cleanup ends (a SessionStart hook's
+    sync following one, say) leaves this, and the next sync or purge finishes the job."""
+    (cmem_dir(store.gitdir) / _OWED).write_text(cutoff)
+
+
+def finish_cleanup(store: Store) -> None:
+    try:
+        cutoff = (store.gitdir / "cmem" / _OWED).read_text().strip()
+    except OSError:
+        return
+    with store.lock():
+        clean(store, [], cutoff)
 
 
 def _git(store: Store, *args: str) -> None:
@@ -350,6 +373,7 @@ def follow(store: Store, theirs: pygit2.Commit) -> bool:
     same purge here, so that what both had becomes the remote's rewritten commits and this
     device's own newer commits are rewritten on top; the merge that follows is then an
     ordinary one, and the old history goes. True when that happened."""
+    finish_cleanup(store)
     tip = store.tip()
     if tip is None:
         return False
@@ -364,6 +388,7 @@ def follow(store: Store, theirs: pygit2.Commit) -> bool:
             current = _tip(store)
             new, cutoff = rewriter.history(current.id), _cutoff()
             if store._swap(current, new):
+                _owe_cleanup(store, cutoff)
                 break
         else:
             raise PurgeError(f"{store.branch} kept moving while following a purge",

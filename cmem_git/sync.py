@@ -151,9 +151,13 @@ def _pull(store: Store, remote: str, device: str, limits: transport.Limits | Non
         except intake.UntrustedCommit:
             store.repo.references.delete(fetched)  # its objects become unreachable
             raise
+    try:
+        if purge.follow(store, theirs):  # the remote's history was rewritten: ours alike
+            tip = store.tip()
+    except purge.PurgeError:
+        store.repo.references.delete(fetched)  # what it fetched stays unreachable
+        raise
     store.repo.references.create(_tracking(store, remote), theirs.id, force=True)
-    if purge.follow(store, theirs):  # the remote's history was rewritten: rewrite ours alike
-        tip = store.tip()
     outcome.merged, outcome.conflicts = merge(store, theirs, device)
     if outcome.merged:  # for SessionStart's note on local transcripts left behind
         restore.note_incoming(store, tip.tree if tip else None, theirs.tree)

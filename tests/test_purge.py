@@ -49,6 +49,14 @@ def objects_holding(folder: Path, needle: bytes) -> int:
     return done.stdout.count(needle)
 
 
+def reachable_holding(folder: Path, needle: bytes) -> int:
+    listed = git(folder, "rev-list", "--objects", "--all", "--reflog")
+    names = "".join(line.split()[0] + "\n" for line in listed.splitlines() if line)
+    done = subprocess.run(["git", "-C", str(folder), "cat-file", "--batch"],
+                          input=names.encode(), capture_output=True, check=True)
+    return done.stdout.count(needle)
+
+
 def files_holding(gitdir: Path, needle: bytes) -> list[str]:
     return [str(p) for p in gitdir.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
@@ -63,14 +71,17 @@ def test_purge_of_a_secret_on_two_devices(tmp_path: Path, laptop: Device,
     bare = bare_repository(tmp_path / "memory.git")
     pair(laptop, desktop, str(bare))
     leaked, original = backed_up(laptop, "leaked", "tool_heavy.jsonl", secret=True)
+    desktop.ok("doc", "save", "--title", "meanwhile", input=b"# Meanwhile\n\nother work\n")
     other, _ = backed_up(laptop, "other", "short.jsonl", secret=False)
-    desktop.ok("sync")
+    desktop.ok("sync")  # a merge of the two devices, after the secret came in
+    laptop.ok("sync")
     assert objects_holding(bare, SECRET.encode()) > 0
     # The desktop's own commit after the shared history, not pushed yet, holds it too.
     desktop.ok("doc", "save", "--title", "migration notes",
                input=f"# Migration\n\nOn staging we log in with {SECRET} for now.\n".encode())
     untouched = laptop.git("rev-parse", f"HEAD:transcripts/{other}").strip()
     before = laptop.git("rev-list", "--reverse", "HEAD").split()
+    merges = laptop.git("rev-list", "--merges", "HEAD").split()
 
     done = laptop.run("purge", "--secret", "-", "--yes", "--json", input=SECRET.encode() + b"\n")
     assert done.returncode == 0, done.stderr
@@ -85,6 +96,8 @@ def test_purge_of_a_secret_on_two_devices(tmp_path: Path, laptop: Device,
     after = laptop.git("rev-list", "--reverse", "HEAD~1").split()
     first = before.index(report["first_rewritten"])
     assert after[:first] == before[:first] and len(after) == len(before)
+    assert set(merges) & set(before[first:]), "no merge in the rewritten part"
+    assert len(laptop.git("rev-list", "--merges", "HEAD").split()) == len(merges)
     purge_trailers = trailers(laptop.memory)
     assert purge_trailers["Cmem-Event"] == "purge"
     assert purge_trailers["Cmem-Purge-Of"] == before[-1]
@@ -111,6 +124,24 @@ def test_purge_of_a_secret_on_two_devices(tmp_path: Path, laptop: Device,
     git(bare, "gc", "--prune=now", "--quiet")
     assert objects_holding(bare, SECRET.encode()) == 0
     assert_healthy(laptop)
+
+
+def test_a_purge_kept_local_is_not_undone_by_the_next_sync(tmp_path: Path,
+                                                            laptop: Device) -> None:
+    bare = bare_repository(tmp_path / "memory.git")
+    laptop.ok("remote", "add", "origin", str(bare))
+    backed_up(laptop, "leaked-3", "short.jsonl", secret=True)
+    laptop.ok("sync")
+    remote_tip = git(bare, "rev-parse", "main").strip()
+    assert laptop.ok("purge", "--secret", SECRET, "--yes", "--no-push")
+    assert_gone(laptop.memory, laptop.memory / ".git")
+    done = laptop.run("sync")
+    assert done.returncode == 1 and b"would bring back what was purged" in done.stderr
+    assert b"--force-with-lease" in done.stderr
+    assert git(bare, "rev-parse", "main").strip() == remote_tip
+    # Fetched, so on disk until the next gc, but reachable from no ref or reflog.
+    assert reachable_holding(laptop.memory, SECRET.encode()) == 0
+    assert laptop.git("rev-parse", "origin/main").strip() != remote_tip
 
 
 def test_purge_of_a_session_and_a_path(laptop: Device) -> None:
@@ -193,3 +224,41 @@ def test_help_explains(project: Project) -> None:
     done = cmem("purge", "--help", cwd=project.root)
     assert done.returncode == 0
     assert b"--force-with-lease" in done.stdout and b"--secret" in done.stdout
+
+
+def test_a_secret_written_with_json_escapes_is_found(laptop: Device) -> None:
+    secret = 'q"uoted\\internal-9911'
+    sid = session_id("escaped")
+    record = {"type": "user", "sessionId": sid, "message": {"role": "user",
+                                                            "content": f"key is {secret}"}}
+    append(laptop.claude_folder / f"{sid}.jsonl", (SPOTTER / "short.jsonl").read_bytes()
+           + json.dumps(record).encode() + b"\n")
+    quiet(laptop.hook("SessionEnd", sid))
+    escaped = json.dumps(secret)[1:-1].encode()
+    assert objects_holding(laptop.memory, escaped) > 0
+    done = laptop.run("purge", "--secret", "-", "--yes", input=secret.encode())
+    assert done.returncode == 0, done.stderr
+    assert objects_holding(laptop.memory, escaped) == 0
+    json.loads(stored(laptop.memory, sid).splitlines()[-1])  # still a JSON record
+    assert_healthy(laptop)
+
+
+def test_a_cleanup_cut_short_is_finished_later(laptop: Device,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from cmem_git import purge
+    from cmem_git.rewriting import Selector
+    from cmem_git.store import Store
+
+    backed_up(laptop, "interrupted", "short.jsonl", secret=True)
+    monkeypatch.setattr(purge, "_git", lambda store, *args: (_ for _ in ()).throw(
+        KeyboardInterrupt()))
+    store = Store.open(laptop.memory)
+    with pytest.raises(KeyboardInterrupt):
+        purge.purge(store, [Selector("secret", SECRET)], "laptop", None)
+    assert (laptop.memory / ".git" / "cmem" / "purge-cleanup").exists()
+    assert objects_holding(laptop.memory, SECRET.encode()) > 0  # unreachable, not yet pruned
+    monkeypatch.undo()
+    purge.finish_cleanup(Store.open(laptop.memory))
+    assert not (laptop.memory / ".git" / "cmem" / "purge-cleanup").exists()
+    assert_gone(laptop.memory, laptop.memory / ".git")
+    assert_healthy(laptop)
