@@ -857,8 +857,7 @@ def purge_command(sessions: tuple[str, ...], files: tuple[str, ...], secrets: tu
     store = _store()
     chosen = [purge_mod.session_selector(store, s) for s in sessions]
     chosen += [purge_mod.path_selector(store, p) for p in files]
-    chosen += [purge_mod.secret_selector(sys.stdin.readline() if s == "-" else s)
-               for s in secrets]
+    chosen += [purge_mod.secret_selector(_secret_input() if s == "-" else s) for s in secrets]
     if not chosen:
         raise click.UsageError("say what to purge: --session ID, --path PATH or --secret -")
     planned = purge_mod.plan(store, chosen)
@@ -870,6 +869,13 @@ def purge_command(sessions: tuple[str, ...], files: tuple[str, ...], secrets: tu
         _purge_report(planned, False, remote)
     _confirm_purge(yes, remote)
     _purge_report(purge_mod.purge(store, chosen, _device(), remote, _limits()), as_json, remote)
+
+
+def _secret_input() -> str:
+    """`--secret -`: typed without echo on a terminal, else the first line of stdin."""
+    if sys.stdin.isatty():
+        return str(click.prompt("Secret to purge", hide_input=True, err=True))
+    return sys.stdin.readline()
 
 
 def _confirm_purge(yes: bool, remote: str | None) -> None:

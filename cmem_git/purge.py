@@ -437,16 +437,18 @@ def _selectors(repo: pygit2.Repository, purge_commit: pygit2.Commit,
         if kind in ("session", "path"):
             found.append(Selector(kind, value))
         elif kind == "secret":
-            found.append(Selector("secret", _recovered(repo, purge_commit, tip, value)))
+            secret = _recovered(repo, purge_commit, tip, value)
+            found += [Selector("secret", secret)] if secret is not None else []
     return found
 
 
 def _recovered(repo: pygit2.Repository, purge_commit: pygit2.Commit, tip: pygit2.Commit,
-               label: str) -> str:
+               label: str) -> str | None:
     """The secret, which the trailer names only by a hash: this device holds commits the
     purge rewrote, and a rewritten commit keeps its author, committer and dates, so comparing
     the two shows what became the marker; the hash confirms it. Nothing secret crosses the
-    network."""
+    network. None when this device holds none of the rewritten commits (it never had the
+    secret: it came in after this device last synced)."""
     want = label.removeprefix("sha256:")
     ours: dict[tuple[object, ...], list[pygit2.Commit]] = {}
     walker = repo.walk(tip.id)
@@ -455,12 +457,14 @@ def _recovered(repo: pygit2.Repository, purge_commit: pygit2.Commit, tip: pygit2
         ours.setdefault(_identity(commit), []).append(commit)
     walker = repo.walk(purge_commit.id)
     walker.hide(tip.id)
-    for new in walker:
-        for old in ours.get(_identity(new), []):
-            for before, after in _differing(repo, old, new):
-                secret = _secret_in(before, after, want)
-                if secret is not None:
-                    return secret
+    counterparts = [(old, new) for new in walker for old in ours.get(_identity(new), [])]
+    if not counterparts:
+        return None
+    for old, new in counterparts:
+        for before, after in _differing(repo, old, new):
+            secret = _secret_in(before, after, want)
+            if secret is not None:
+                return secret
     raise PurgeError(f"the remote's history was rewritten to remove a secret "
                      f"(sha256:{want}) that this device's history does not show",
                      hint="run `cmem purge --secret - --no-push` here with the same secret, "
@@ -469,7 +473,7 @@ def _recovered(repo: pygit2.Repository, purge_commit: pygit2.Commit, tip: pygit2
 
 def _identity(commit: pygit2.Commit) -> tuple[object, ...]:
     return (commit.author.time, commit.author.email, commit.committer.time,
-            len(commit.parent_ids), commit.message.split("\n", 1)[0][:20])
+            len(commit.parent_ids), commit.message_trailers.get("Cmem-Device"))
 
 
 def _differing(repo: pygit2.Repository, old: pygit2.Commit, new: pygit2.Commit

@@ -262,3 +262,52 @@ def test_a_cleanup_cut_short_is_finished_later(laptop: Device,
     assert not (laptop.memory / ".git" / "cmem" / "purge-cleanup").exists()
     assert_gone(laptop.memory, laptop.memory / ".git")
     assert_healthy(laptop)
+
+
+def test_a_session_purge_is_followed_by_the_other_device(tmp_path: Path, laptop: Device,
+                                                         desktop: Device) -> None:
+    bare = bare_repository(tmp_path / "memory.git")
+    pair(laptop, desktop, str(bare))
+    gone, _ = backed_up(laptop, "private", "short.jsonl", secret=False)
+    kept, _ = backed_up(laptop, "public", "tool_heavy.jsonl", secret=False)
+    desktop.ok("sync")
+    mine, _ = backed_up(desktop, "desktop-own", "subagent.jsonl", secret=False)  # pushed
+    laptop.ok("sync")
+    desktop.ok("doc", "save", "--title", "local only", input=b"# Local\n\nnot pushed\n")
+    kept_tree = laptop.git("rev-parse", f"HEAD:transcripts/{kept}").strip()
+
+    assert laptop.ok("purge", "--session", gone, "--yes")
+    desktop.ok("sync")
+    laptop.ok("sync")
+    for device in (laptop, desktop):
+        assert device.git("log", "--all", "--format=%H", "--", f"transcripts/{gone}") == ""
+        assert device.git("rev-parse", f"HEAD:transcripts/{kept}").strip() == kept_tree
+        files = device.git("ls-tree", "-r", "--name-only", "HEAD").split()
+        assert any(f.startswith(f"transcripts/{mine}/") for f in files)
+        assert any(f.endswith("local-only.md") for f in files)
+        assert_healthy(device)
+    assert laptop.tree() == desktop.tree()
+    assert git(bare, "rev-parse", "main").strip() == laptop.head()
+
+
+def test_a_device_that_never_saw_the_secret_just_merges(tmp_path: Path, laptop: Device,
+                                                        desktop: Device) -> None:
+    bare = bare_repository(tmp_path / "memory.git")
+    pair(laptop, desktop, str(bare))
+    desktop.ok("doc", "save", "--title", "before", input=b"# Before\n\nwritten offline\n")
+    backed_up(laptop, "leaked-4", "short.jsonl", secret=True)  # pushed in the background
+    assert laptop.ok("purge", "--secret", SECRET, "--yes")
+    desktop.ok("sync")
+    assert laptop.head() in desktop.git("rev-parse", "HEAD^@").split()  # an ordinary merge
+    assert_gone(desktop.memory, desktop.memory / ".git")
+    assert_healthy(desktop)
+
+
+def test_a_memory_file_holding_the_secret_is_rewritten_on_disk(laptop: Device) -> None:
+    backed_up(laptop, "leaked-5", "short.jsonl", secret=True)
+    context = laptop.memory / "active-context.md"
+    context.write_text(context.read_text() + f"\nstaging login: {SECRET}\n")  # not committed
+    assert laptop.ok("purge", "--secret", SECRET, "--yes")
+    assert SECRET not in context.read_text() and MARKER.decode() in context.read_text()
+    assert_gone(laptop.memory, laptop.memory / ".git")
+    assert_healthy(laptop)
