@@ -33,7 +33,7 @@ from .backup import ROOT, SOURCE_MAP
 from .errors import CmemError, UsageProblem
 from .history import format_message
 from .lock import NetworkLock, cmem_dir, unsynced
-from .rewriting import MARKER, Changes, Rewriter, Selector, digest, spellings
+from .rewriting import MARKER, Changes, Rewriter, Selector, digest, replaced, spellings
 from .store import Store
 
 NETWORK_WAIT = 60.0  # seconds to wait for a background sync's fetch or push (as sync does)
@@ -247,8 +247,8 @@ def _notes(selectors: list[Selector]) -> list[str]:
              "then they still hold the old history, so sync each one soon"]
     if any(s.kind != "path" for s in selectors):
         notes.append("a transcript Claude Code still keeps in ~/.claude/projects is not changed: "
-                     "the next backup of that session stores what it holds again; delete the "
-                     "session there (or `/clear` it) if it holds the secret")
+                     "the next backup of that session stores what it holds again; delete that "
+                     "transcript file there if it holds the secret")
     if any(s.kind == "secret" for s in selectors):
         notes.append("rotate the secret anyway: hosting services (GitHub, GitLab) keep "
                      "unreachable objects and caches until their support purges them")
@@ -357,9 +357,7 @@ def _scrub_logs(gitdir: Path, selectors: list[Selector]) -> None:
         if not path.is_file() or path.name in ("lock", "writing"):
             continue
         data = path.read_bytes()
-        clean = data
-        for form in forms:
-            clean = clean.replace(form, MARKER)
+        clean = replaced(data, forms)
         if clean != data:
             temp = path.with_name(f"{path.name}.{os.getpid()}")
             temp.write_bytes(clean)

@@ -215,7 +215,7 @@ class Rewriter:
                 continue
             raw = item.raw_name or b""
             source = raw + SOURCE_MAP.encode()
-            kept = [e for e in entries if e[0] == self._bytes(raw)]
+            kept = [e for e in entries if e[0] == replaced(raw, self.secrets)]
             if source in names or not kept or kept[0][2] == item.id:
                 continue
             last = max((c for c in folder if CHUNK_NAME.match(c.name or "")),
@@ -249,11 +249,8 @@ class Rewriter:
     # --- text ---------------------------------------------------------------------------
 
     def _bytes(self, data: bytes) -> bytes:
-        for form in self.secrets:
-            if form in data:
-                self.changes.matches += data.count(form)
-                data = data.replace(form, MARKER)
-        return data
+        self.changes.matches += sum(data.count(form) for form in self.secrets)
+        return replaced(data, self.secrets)
 
     def _text(self, text: str) -> str:
         raw = text.encode("utf-8", "surrogateescape")
@@ -264,6 +261,13 @@ class Rewriter:
         parts = path.split("/")
         if parts[0] == ROOT and len(parts) > 1:
             self.changes.sessions.add(parts[1])
+
+
+def replaced(data: bytes, forms: list[bytes]) -> bytes:
+    """Longest spelling first, so a JSON-escaped copy is not cut by a shorter form."""
+    for form in forms:
+        data = data.replace(form, MARKER)
+    return data
 
 
 def _is_chunk_folder(tree: pygit2.Tree) -> bool:
