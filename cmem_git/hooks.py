@@ -94,8 +94,18 @@ def parse(name: str, data: bytes) -> Event:
     detail_key = EVENTS[name][1]
     detail = payload.get(detail_key) if detail_key else None
     return Event(name, check_session_id(payload["session_id"]),
-                 _path(payload, "transcript_path"), _path(payload, "cwd"),
+                 _transcript_path(payload), _path(payload, "cwd"),
                  str(detail) if detail not in (None, "") else None)
+
+
+def _transcript_path(payload: Mapping[str, Any]) -> Path | None:
+    """Claude Code's transcripts are JSONL files. Any other path (a payload naming
+    ~/.aws/credentials or /etc/passwd) would be copied into history and pushed: refused."""
+    path = _path(payload, "transcript_path")
+    if path is not None and path.suffix != ".jsonl":
+        raise HookInputError(f"transcript_path {str(path)!r} is not a Claude Code transcript "
+                             "(a .jsonl file): nothing backed up")
+    return path
 
 
 def _path(payload: Mapping[str, Any], key: str) -> Path | None:

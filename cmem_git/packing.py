@@ -25,6 +25,7 @@ from pathlib import Path
 
 from . import errorlog
 from .lock import cmem_dir
+from .pack import UNDELTIFIED
 
 # ~40 Stop commits of a long session (a chunk, four trees and a commit each): the loose copies
 # of a 256 KiB last chunk add up fast, so the folder stays within 2x gzip of the transcript.
@@ -61,7 +62,8 @@ def pack_count(gitdir: Path) -> int:
 
 def due(gitdir: Path, loose_limit: int = LOOSE_LIMIT, pack_limit: int = PACK_LIMIT) -> bool:
     return (loose_estimate(gitdir) > _left_loose(gitdir) + loose_limit
-            or pack_count(gitdir) > pack_limit)
+            or pack_count(gitdir) > pack_limit
+            or (gitdir / "cmem" / UNDELTIFIED).exists())
 
 
 def _left_loose(gitdir: Path) -> int:
@@ -111,14 +113,68 @@ def background_pack(environ: dict[str, str] | os._Environ[str]) -> int:
 
 def repack(gitdir: Path, full: bool = False) -> None:
     """Pack loose objects (all objects with `full`) with deltas, then remove packed loose copies."""
-    git = ["git", f"--git-dir={gitdir}"]
+    deltify(gitdir)
     args = ["repack", "-d", "-l", "-q"] + (["-a", "-A"] if full else [])
-    for argv in (git + args, git + ["prune-packed", "-q"],
-                 git + ["prune", "--expire=2.weeks.ago"]):
-        done = subprocess.run(argv, capture_output=True, env=_clean_env())
-        if done.returncode != 0:
-            raise OSError(f"{' '.join(argv[2:4])} failed: "
-                          f"{done.stderr.decode(errors='replace').strip()}")
+    for argv in (args, ["prune-packed", "-q"], ["prune", "--expire=2.weeks.ago"]):
+        _git(gitdir, argv)
+
+
+def before_push(gitdir: Path, seconds: float = 120.0) -> None:
+    """A push sends packed objects as they are stored, so a first backup's pack would go whole:
+    have it redone first (by the background repack if one runs, else here). Never raises: the
+    push goes ahead in any case, only larger."""
+    listed = gitdir / "cmem" / UNDELTIFIED
+    if not (listed.exists() or listed.with_name(listed.name + ".taken").exists()):
+        return
+    if not wait(gitdir, seconds) or not _claim(gitdir):
+        return
+    try:
+        deltify(gitdir)
+    except (OSError, subprocess.SubprocessError) as error:
+        errorlog.record(gitdir, "packing before a push", str(error))
+    finally:
+        (gitdir / "cmem" / _MARKER).unlink(missing_ok=True)
+
+
+def deltify(gitdir: Path) -> None:
+    """Repack the packs PackWriter listed (whole blobs) with git's delta search, then drop them.
+    The new pack is in place before the old one goes, so every object stays readable."""
+    listed = gitdir / "cmem" / UNDELTIFIED
+    taken = listed.with_name(listed.name + ".taken")  # left by a repack that died: redone
+    try:
+        fresh = listed.with_name(f"{listed.name}.{os.getpid()}")
+        os.replace(listed, fresh)  # PackWriters that finish from now on start a new list
+        with open(taken, "a") as handle:
+            handle.write(fresh.read_text())
+        fresh.unlink()
+    except FileNotFoundError:
+        pass
+    try:
+        names = sorted(set(taken.read_text().split()))
+    except FileNotFoundError:
+        return
+    folder = gitdir / "objects" / "pack"
+    for name in names:
+        index = folder / f"{name}.idx"
+        if name.startswith("pack-") and "/" not in name and index.is_file():
+            listing = _git(gitdir, ["show-index"], index.read_bytes())
+            ids = b"".join(line.split()[1] + b"\n" for line in listing.splitlines())
+            made = _git(gitdir, ["pack-objects", "-q", "--no-reuse-delta",
+                                 "--delta-base-offset", str(folder / "pack")], ids)
+            if f"pack-{made.decode().strip()}" == name:
+                continue  # the same bytes (nothing to delta): the new pack is the old one
+            for suffix in (".idx", ".pack", ".rev"):  # the index first: invisible from then on
+                (folder / f"{name}{suffix}").unlink(missing_ok=True)
+    taken.unlink()
+
+
+def _git(gitdir: Path, args: list[str], stdin: bytes | None = None) -> bytes:
+    done = subprocess.run(["git", f"--git-dir={gitdir}", *args], input=stdin,
+                          capture_output=True, env=_clean_env())
+    if done.returncode != 0:
+        raise OSError(f"git {' '.join(args[:2])} failed: "
+                      f"{done.stderr.decode(errors='replace').strip()}")
+    return done.stdout
 
 
 def running(gitdir: Path) -> bool:

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import pygit2
 
-from . import checkpoint, chunks, intake, memory, purge, restore, scan, transport
+from . import checkpoint, chunks, intake, memory, packing, purge, restore, scan, transport
 from .backup import ROOT, SOURCE_MAP, merge_lines
 from .delta import changed_files
 from .errors import CmemError
@@ -229,6 +229,7 @@ def _push(store: Store, remote: str, limits: transport.Limits | None,
         raise SyncError("nothing to push: the memory repository has no commits")
     if secrets is not None:
         _refuse_secrets(store, outcome.remote, tip.id, secrets)
+    packing.before_push(store.gitdir)
     pushed = transport.push(store.workdir, outcome.remote, _branch(store), limits)
     outcome.pushed, outcome.bytes_sent = pushed.updated, pushed.bytes_sent
     return outcome

@@ -591,7 +591,7 @@ def test_resume_session_start_with_a_fresh_id_and_no_file(project: Project) -> N
 
 def unreadable_transcript(folder: Path, name: str) -> Path:
     """A transcript path whose read fails. Normally a copy with mode 000; as root, where mode
-    000 does not stop reads, /proc/self/mem: a regular file whose read at offset 0 fails with
+    000 does not stop reads, a link to /proc/self/mem: a regular file whose read at offset 0 fails with
     EIO in whichever process reads it (the hook's own, since /proc/self follows the reader)."""
     path = folder / name
     shutil.copyfile(SHORT, path)
@@ -607,7 +607,12 @@ def unreadable_transcript(folder: Path, name: str) -> Path:
     with open(mem, "rb") as handle:
         with pytest.raises(OSError):
             handle.read(1)
-    return mem
+    # Named as a transcript (cmem refuses paths that are not .jsonl), outside the project's
+    # transcript folder, which SessionStart looks through for sessions to recover.
+    link = folder.parent.parent / "unreadable" / name
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(mem)
+    return link
 
 
 def test_earlier_hook_failure_is_reported_once(project: Project) -> None:
@@ -677,6 +682,9 @@ BAD_STDIN = {
     "json-array": (b'[{"session_id": "abc"}]', "not a JSON object"),
     "no-session-id": (json.dumps({"transcript_path": "/tmp/x.jsonl", "reason": "other"}).encode(),
                       "session_id"),
+    # Whatever file a payload names would be committed and pushed: only transcripts are.
+    "not-a-transcript": (json.dumps({"session_id": "abc", "transcript_path": "/etc/passwd",
+                                     "reason": "other"}).encode(), "not a Claude Code transcript"),
 }
 
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import pygit2
 
 from cmem_git import checkpoint, packing
-from cmem_git.pack import PackWriter
+from cmem_git.pack import UNDELTIFIED, PackWriter
 from cmem_git.store import Store
 from conftest import CORPUS, Project, git, git_blobs, payload, run_hook, stored_file
 from test_first_backup import fsck_clean
+from test_sync import MIB, synthetic
 
 SID = "7a1b2c3d-4e5f-4a6b-8c7d-8e9fa0b1c2d3"
 
@@ -120,6 +121,23 @@ def test_a_hook_starts_the_repack_when_it_is_due(project: Project) -> None:
     assert done.returncode == 0 and done.stdout == b"", done.stdout
     assert packing.wait(store.gitdir, 120)
     assert objects(project.memory)["packs"] >= 1
+    fsck_clean(project.memory)
+    assert git(project.memory, "status", "--porcelain") == ""
+
+
+def test_a_first_backups_pack_is_redone_with_deltas(project: Project) -> None:
+    """The pack a first backup writes holds whole blobs, which git would push whole: the
+    background repack redoes it with deltas, and every object stays readable meanwhile."""
+    data = synthetic(16 * MIB)
+    path = project.transcripts / f"{SID}.jsonl"
+    path.write_bytes(data)
+    done = run_hook(project, "PreCompact", payload("PreCompact", SID, path, project.root))
+    assert done.returncode == 0 and done.stdout == b"", done.stdout
+    project.settle()
+    assert not list((project.memory / ".git" / "cmem").glob(f"{UNDELTIFIED}*"))
+    packed = objects(project.memory)["size-pack"] * 1024
+    assert packed < len(data) / 8, f"{packed} bytes of packs for {len(data)} of transcript"
+    assert stored_file(project.memory, SID) == data
     fsck_clean(project.memory)
     assert git(project.memory, "status", "--porcelain") == ""
 

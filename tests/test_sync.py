@@ -969,6 +969,7 @@ def test_incremental_push_and_no_op_sync(tmp_path: Path, laptop: Device, daemon:
     append(transcript, synthetic(16 * MIB))
     quiet(laptop.hook("PreCompact", sid))
     first = sent_bytes(laptop.ok("push"))
+    assert first < 2 * MIB, f"the first push sent {first} bytes for a 16 MiB session"
 
     append(transcript, synthetic(MIB))
     quiet(laptop.hook("PreCompact", sid))
