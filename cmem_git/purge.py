@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pygit2
 
-from . import checkpoint, transport, worktree
+from . import checkpoint, packing, transport, worktree
 from .backup import ROOT, SOURCE_MAP
 from .errors import CmemError, UsageProblem
 from .history import format_message
@@ -308,7 +308,12 @@ def clean(store: Store, selectors: list[Selector], cutoff: str) -> None:
     for leftover in ("ORIG_HEAD", "FETCH_HEAD", "MERGE_HEAD", "COMMIT_EDITMSG"):
         (store.gitdir / leftover).unlink(missing_ok=True)
     _git(store, "reflog", "expire", "--expire=now", "--expire-unreachable=now", "--all")
-    _git(store, "gc", "--quiet", f"--prune={cutoff}")
+    try:
+        with packing.paused(store.gitdir):
+            _git(store, "gc", "--quiet", f"--prune={cutoff}")
+    except OSError as error:
+        raise PurgeError(str(error), hint="the history is rewritten; the next `cmem sync` or "
+                         "`cmem purge` removes the old objects") from error
     (cmem_dir(store.gitdir) / _OWED).unlink(missing_ok=True)
 
 
