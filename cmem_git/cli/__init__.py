@@ -5,7 +5,7 @@ options.py holds the `cmem` group and the options several groups share; boundary
 place errors become messages and exit codes.
 """
 
-from . import browse, devices, documents, find, install  # noqa: F401 - they register commands
+from . import browse, devices, documents, find, install, purge  # noqa: F401 - they register commands
 from .boundary import main
 
 __all__ = ["main"]

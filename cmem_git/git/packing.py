@@ -21,6 +21,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import command, errorlog
@@ -203,4 +205,19 @@ def _claim(gitdir: Path) -> bool:
     except FileExistsError:
         return False
     return True
+
+
+@contextmanager
+def paused(gitdir: Path, seconds: float = 120.0) -> Iterator[None]:
+    """No background repack inside: one that runs is waited for, and none starts (a purge's
+    `git gc` must see every pack, and no pack may be written from the old objects after it)."""
+    deadline = time.monotonic() + seconds
+    while not _claim(gitdir):
+        if time.monotonic() > deadline:
+            raise OSError(f"a background repack of {gitdir} still runs after {seconds:.0f} s")
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        (state_dir(gitdir, create=False) / _MARKER).unlink(missing_ok=True)
 

@@ -27,7 +27,7 @@ from ..git import intake, packing, transport
 from ..git.lock import NetworkLock
 from ..repo.store import Store
 from ..secrets import scan
-from . import restore
+from . import following, purge, restore
 from .merge import merge
 
 if TYPE_CHECKING:
@@ -147,6 +147,12 @@ def _pull(store: Store, remote: str, device: str, limits: transport.Limits | Non
         except intake.UntrustedCommit:
             store.repo.references.delete(fetched)  # its objects become unreachable
             raise
+    try:
+        if following.follow(store, theirs):  # the remote's history was rewritten: ours alike
+            tip = store.tip()
+    except purge.PurgeError:
+        store.repo.references.delete(fetched)  # what it fetched stays unreachable
+        raise
     store.repo.references.create(_tracking(store, remote), theirs.id, force=True)
     outcome.merged, outcome.conflicts = merge(store, theirs, device)
     if outcome.merged:  # for SessionStart's note on local transcripts left behind

@@ -1,6 +1,6 @@
 """The `Cmem-*` trailers cmem writes on its commits, named once.
 
-Every writer (checkpoint, documents, import, adoption, merge, init) and every reader (history,
+Every writer (checkpoint, documents, import, adoption, merge, init, purge) and every reader (history,
 context, timeline, delta) spells a trailer through these constants, so a typo is a NameError
 rather than a trailer nobody reads. `git log --format='%(trailers)'` shows them as written.
 """
@@ -35,3 +35,5 @@ class Trailer:
     MERGED: Final = "Cmem-Merged"
     MERGED_DEVICE: Final = "Cmem-Merged-Device"
     CONFLICTS: Final = "Cmem-Conflicts"
+    PURGED: Final = "Cmem-Purged"  # what a purge took out (a secret by a hash prefix)
+    PURGE_OF: Final = "Cmem-Purge-Of"  # the tip a purge rewrote
