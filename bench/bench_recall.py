@@ -13,7 +13,9 @@ process with a warm page cache, median of --runs:
 - the search right after one more session was committed (it updates the index first);
 - the scanning search it replaces (`--regex`, one run);
 - baselines: `grep -rF` over the plain transcript folder, `rg -F` when installed, and
-  `git grep -F` over the memory repository's tip (no history, chunks not reassembled).
+  `git grep -F` over the memory repository's tip (no history, chunks not reassembled);
+- floors: `python -c pass`, `python -c "import sqlite3"` and `cmem --version`, the start-up
+  part that no query can avoid.
 
 Everything happens in a temporary folder with its own HOME; the real ~/.claude is never touched.
 
@@ -35,6 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_import_search import (  # noqa: E402
     MIB,
+    PYTHON,
     RARE,
     Box,
     _fingerprint,
@@ -79,6 +82,10 @@ def _searches(box: Box, root: Path, folder: Path, memory: Path, runs: int) -> di
                                                        root),
         f"grep -rF {RARE} <projects folder>": (["grep", "-rF", RARE, str(folder)], root),
         f"git grep -F {RARE} HEAD (tip only)": (["git", "grep", "-F", RARE, "HEAD"], memory),
+        # floors: the interpreter alone, with sqlite3, and cmem's command-line start-up
+        "python -c pass": ([PYTHON, "-c", "pass"], root),
+        "python -c 'import sqlite3'": ([PYTHON, "-c", "import sqlite3"], root),
+        "cmem --version": (cmem_argv("--version"), root),
     }
     if shutil.which("rg"):
         searches[f"rg -F {RARE} <projects folder>"] = (["rg", "-F", RARE, str(folder)], root)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import re
-from importlib import resources
-from importlib.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from importlib.abc import Traversable
 
 MEMORY = Path(".claude") / "memory"
 CONFIG_NAME = "cmem.yaml"
@@ -42,6 +44,8 @@ def config_path(project: Path) -> Path:
 def templates() -> Traversable:
     """templates/: inside the installed package, or beside it in a source checkout (where
     tests import cmem_git straight from the tree)."""
+    # importlib.resources costs ~15 ms (tempfile, shutil, compressors): only when used
+    from importlib import resources
     try:
         return resources.files("cmem_git.templates")
     except ModuleNotFoundError:

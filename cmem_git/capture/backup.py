@@ -27,8 +27,8 @@ import pygit2
 from ..errors import HookInputError
 from ..git import chunks
 from ..git.trees import lookup, subtree
+from .layout import ROOT as ROOT
 
-ROOT = "transcripts"
 MAIN = "main.jsonl"
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _HEAD_CHECK = 4096

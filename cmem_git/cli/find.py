@@ -10,16 +10,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-import pygit2
 
 from .. import paths
-from ..read import revisions
 from ..read.output import colour_enabled, is_terminal
-from ..repo.store import Store
 from .options import _config, _emit, _progress, _project_here, _store, _time_option, cli
 
+# pygit2, the store and revisions load inside the commands that need them: `cmem search` on a
+# current index runs without them (issue 15: within 100 ms, whole process).
 if TYPE_CHECKING:
+    import pygit2
+
     from ..read import recall
+    from ..repo.store import Store
 
 
 @cli.command(name="import")
@@ -133,22 +135,48 @@ def search_command(pattern: str | None, session: str | None, since: str | None,
     Hits are ranked by relevance, newest first among equals. Exit status 1 when nothing
     matches, as with grep.
     """
-    from ..read import recall, search_index
-    store = Store.open(paths.memory_dir(_project_here()))  # read only: no redaction to load
-    if reindex:
-        with _progress("indexing") as progress:
-            search_index.reindex(store, progress)
+    from ..read import index_file, recall
+    memory = paths.memory_dir(_project_here())
+    if pattern is None and not reindex:
+        raise click.UsageError("give a PATTERN to search for")
+    store = _reindexed(memory) if reindex else None
     if pattern is None:
-        if not reindex:
-            raise click.UsageError("give a PATTERN to search for")
         return
     ask = recall.Ask(pattern, ignore_case, session, _time_option(since), _time_option(until),
                      kinds, max_count or None, context)
+    hits = None
+    if store is None and not regex:  # current by the branch's files alone: no pygit2 at all
+        hits = index_file.read_current(memory / ".git", lambda db: recall.find(db, ask))
+    if hits is None:
+        hits = _through_history(store or _opened(memory), ask, regex)
+    _print_hits(hits, as_json)
+
+
+def _opened(memory: Path) -> Store:
+    from ..repo.store import Store
+    return Store.open(memory)  # read only: no redaction to load
+
+
+def _reindexed(memory: Path) -> Store:
+    from ..read import search_index
+    store = _opened(memory)
+    with _progress("indexing") as progress:
+        search_index.reindex(store, progress)
+    return store
+
+
+def _through_history(store: Store, ask: recall.Ask, regex: bool) -> list[recall.Hit]:
+    """The search with pygit2: on the index brought up to date (or rebuilt) from the branch,
+    or the scan of --regex."""
+    from ..read import recall, search_index
     if regex:
-        hits = _scan_hits(store, ask)
-    else:
-        with _progress("indexing") as progress:
-            hits = search_index.read(store, lambda db: recall.find(db, ask), progress)
+        return _scan_hits(store, ask)
+    with _progress("indexing") as progress:
+        return search_index.read(store, lambda db: recall.find(db, ask), progress)
+
+
+def _print_hits(hits: list[recall.Hit], as_json: bool) -> None:
+    from ..read import recall
     if as_json:
         click.echo(json.dumps([recall.as_json(h) for h in hits], indent=2, ensure_ascii=False))
     else:
@@ -194,6 +222,7 @@ def scan_command(revisions: str | None, as_json: bool) -> None:
 
 
 def _range(store: Store, spec: str | None) -> tuple[pygit2.Oid, pygit2.Oid | None]:
+    from ..read import revisions
     if spec and ".." in spec:
         old, _, new = spec.partition("..")
         return revisions.resolve(store, new or "HEAD").id, revisions.resolve(store, old).id

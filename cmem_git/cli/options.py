@@ -13,20 +13,32 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-# Commands import what they need when they run: every command pays the start-up of all the
-# others otherwise (`cmem log` must start fast; pygit2 alone is ~50 ms).
+# Commands import what they need when they run, and the group imports a command's module only
+# when that command runs (lazy.py): every command pays the start-up of all the others otherwise
+# (`cmem log` and `cmem search` must start fast; pygit2 alone is ~50-80 ms).
 from .. import __version__, paths
 from ..errors import NotInitialized
-from ..read import revisions
 from ..read.output import is_terminal
-from ..repo.store import Store
+from .lazy import LazyCommands
 
 if TYPE_CHECKING:
     from ..capture.importer import Progress
     from ..git.transport import Limits
     from ..repo.config import Config
+    from ..repo.store import Store
     from ..secrets.redact import Redactor
     from ..setup.project import Report
+
+# Which module of this package defines each command (tests/test_fast_search.py checks the table
+# against what the modules register).
+COMMAND_MODULES = {
+    "browse": ("log", "show", "cat", "diff", "delta", "status", "restore"),
+    "devices": ("remote", "pull", "push", "sync"),
+    "documents": ("doc", "resume", "coalesce", "discard", "fresh-start"),
+    "find": ("import", "export", "search", "scan"),
+    "install": ("init", "uninstall", "hook", "doctor", "mcp", "help"),
+    "purge": ("purge",),
+}
 
 
 def _project_here() -> Path:
@@ -47,7 +59,8 @@ def _print_report(report: Report, nothing: str = "nothing to do: already set up"
         click.echo(nothing)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(commands=LazyCommands(__package__, COMMAND_MODULES),
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cmem")
 def cli() -> None:
     """Version Claude Code session memory in git.
@@ -61,6 +74,7 @@ def _store(project: Path | None = None) -> Store:
     """The project's memory repository, with the config's redaction on every write path."""
     from ..capture import checkpoint
     from ..repo.config import load_config
+    from ..repo.store import Store
     project = project or _project_here()
     store = Store.open(paths.memory_dir(project))
     store.filter = checkpoint.redaction(load_config(paths.config_path(project)))
@@ -81,6 +95,7 @@ def _print_notices() -> None:
 def _reader() -> Store:
     """The memory repository for a command that only reads: no config, no redaction rules to
     load (`cmem log` must start fast)."""
+    from ..repo.store import Store
     return Store.open(paths.memory_dir(_project_here()))
 
 
@@ -97,7 +112,10 @@ def _terminal_lines() -> int:
 
 
 def _time_option(value: str | None) -> float | None:
-    return revisions.parse_time(value) if value else None
+    if not value:
+        return None
+    from ..read import revisions
+    return revisions.parse_time(value)
 
 
 def _max_chars(default: int) -> Callable[[Callable[..., None]], Callable[..., None]]:

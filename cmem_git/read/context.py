@@ -24,6 +24,7 @@ from ..repo import memory, recent
 from ..repo.history import DOCUMENT, Entry, plural, since_document, walk
 from ..repo.store import Store
 from ..repo.trailers import Trailer
+from .output import age as age  # where `cmem search` finds it without loading pygit2
 
 LIMIT = 9_000  # below Claude Code's 10,000-character cap, leaving room for the JSON around it
 _STALENESS_WALK = 2000
@@ -261,14 +262,6 @@ def _remember(store: Store, told: dict[str, dict[str, object]], session: str | N
         write_atomic(lock.state_dir(store.gitdir) / _TOLD, json.dumps(told))
     except OSError:
         pass  # then the next resume repeats the full context: longer, never wrong
-
-
-def age(seconds: float) -> str:
-    seconds = max(seconds, 0)
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f} {unit}"
-    return f"{seconds:.0f} s"
 
 
 def _bounded(text: str) -> str:

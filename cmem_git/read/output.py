@@ -9,8 +9,6 @@ import sys
 import time
 from typing import TextIO
 
-from .context import age
-
 _COLOURS = {"yellow": 33, "green": 32, "cyan": 36, "red": 31, "dim": 2, "bold": 1}
 
 
@@ -26,6 +24,14 @@ def colour_enabled(stream: TextIO | None = None) -> bool:
 
 def paint(text: str, colour: str, enabled: bool) -> str:
     return f"\x1b[{_COLOURS[colour]}m{text}\x1b[0m" if enabled else text
+
+
+def age(seconds: float) -> str:
+    seconds = max(seconds, 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 def when(timestamp: float, relative: bool) -> str:

@@ -15,7 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..capture.backup import ROOT
+from ..capture.layout import ROOT
 from .output import paint, when
 from .transcript import snippet
 

@@ -23,14 +23,12 @@ index (or none), and an update is one SQLite transaction, so a kill rolls it bac
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import sqlite3
-import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -39,15 +37,17 @@ import pygit2
 
 from ..capture.backup import ROOT, SOURCE_MAP
 from ..errors import LockTimeout
-from ..git.lock import state_dir
 from ..git.trees import tree_diff
 from ..repo.store import Store
+from . import index_file
+from .index_file import LOCK_WAIT as LOCK_WAIT
+from .index_file import NAME as NAME
+from .index_file import VERSION as VERSION
+from .index_file import connect as _connect
+from .index_file import state as _state
 from .transcript import pieces, place
 
-VERSION = "1"
-NAME = "index.sqlite"
 KINDS = ("user", "assistant", "tool", "summary", "system", "doc", "memory")
-LOCK_WAIT = 600.0  # a first build of a large history may take this long
 _BATCH = 2000  # rows per executemany
 
 Progress = Callable[[int, int, str], None]
@@ -77,42 +77,14 @@ class Row:
     stamp: str | None  # the record's own timestamp, for display only
 
 
-# --- the files: path, lock, connection ------------------------------------------------------
+# --- the files: path, lock, connection (index_file.py, shared with the fast path) -----------
 
 def path(store: Store) -> Path:
-    return state_dir(store.gitdir) / NAME
+    return index_file.path(store.gitdir)
 
 
-@contextmanager
-def _flock(store: Store, exclusive: bool, wait: float) -> Iterator[bool]:
-    """Yields whether the lock was taken within `wait` seconds (0: try once)."""
-    fd = os.open(state_dir(store.gitdir) / "index.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        yield _take(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, wait)
-    finally:
-        os.close(fd)  # closing releases the flock
-
-
-def _take(fd: int, mode: int, wait: float) -> bool:
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            fcntl.flock(fd, mode | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
-
-
-def _connect(file: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(file, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA busy_timeout = 5000")
-    return db
-
-
-def _state(db: sqlite3.Connection) -> dict[str, str]:
-    return dict(db.execute("SELECT key, value FROM state").fetchall())
+def _flock(store: Store, exclusive: bool, wait: float) -> AbstractContextManager[bool]:
+    return index_file.flock(store.gitdir, exclusive, wait)
 
 
 def _tip_id(store: Store) -> str | None:
@@ -131,7 +103,7 @@ def current(store: Store, progress: Progress | None = None,
     with _flock(store, False, wait) as shared:
         if not shared:
             raise LockTimeout(path(store), wait)
-        db = _usable(store, tip)
+        db = index_file.usable(store.gitdir, tip)
         if db is not None:
             try:
                 yield db
@@ -159,21 +131,6 @@ def read(store: Store, reader: Callable[[sqlite3.Connection], T],
         reindex(store, progress)
         with current(store, progress) as db:
             return reader(db)
-
-
-def _usable(store: Store, tip: str | None) -> sqlite3.Connection | None:
-    """An open index already at `tip`, or None when it needs work (or is missing or broken)."""
-    if not path(store).is_file():
-        return None
-    db = _connect(path(store))
-    try:
-        state = _state(db)
-        if state.get("version") == VERSION and state.get("tip", "") == (tip or ""):
-            return db
-    except sqlite3.DatabaseError:
-        pass
-    db.close()
-    return None
 
 
 def refresh_if_cheap(store: Store, limit: int) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..capture.backup import ROOT
+from ..capture.layout import ROOT
 
 CONTEXT = 70  # characters of context on each side of a match
 _CHUNK = re.compile(r"^(\d{12})-(\d{9})$")
