@@ -4,7 +4,7 @@
 SPEC "Performance targets" asks for each figure next to `cp` of the transcript into a backup
 folder (what claude-memory did) and `git add && git commit` of the whole file with the git CLI,
 measured in the same run. Every timing here is a whole process started the way Claude Code
-starts a hook: the command from `.claude/settings.json` through `sh -c`, hook JSON on stdin,
+starts a hook: the command from `.claude/settings.local.json` through `sh -c`, hook JSON on stdin,
 CLAUDE_PROJECT_DIR set. The baselines go through `sh -c` too, so all three pay the same shell.
 
 Everything happens in a temporary folder with its own HOME (the real ~/.claude is never read or
@@ -213,7 +213,7 @@ class Project:
         return self.root / ".claude" / "memory"
 
     def command(self, event: str) -> str:
-        settings = json.loads((self.root / ".claude" / "settings.json").read_text())
+        settings = json.loads((self.root / ".claude" / "settings.local.json").read_text())
         return str(settings["hooks"][event][-1]["hooks"][0]["command"])
 
     def hook(self, event: str, session: Session | None, argv: list[str] | None = None,
