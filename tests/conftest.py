@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,11 +94,9 @@ class Project:
     def settle(self, seconds: float = 120) -> None:
         """Wait for the detached repack a hook may have started: it packs loose objects and
         removes emptied object folders, so counting objects meanwhile races with it."""
-        marker = self.memory / ".git" / "cmem" / "packing"
-        deadline = time.monotonic() + seconds
-        while marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not marker.exists(), "the background repack did not finish"
+        from cmem_git.git import packing
+
+        assert packing.wait(self.memory / ".git", seconds), "the background repack did not finish"
 
 
 def git(folder: Path, *args: str, check: bool = True) -> str:

@@ -65,7 +65,17 @@ def pack_count(gitdir: Path) -> int:
 def due(gitdir: Path, loose_limit: int = LOOSE_LIMIT, pack_limit: int = PACK_LIMIT) -> bool:
     return (loose_estimate(gitdir) > _left_loose(gitdir) + loose_limit
             or pack_count(gitdir) > pack_limit
-            or (state_dir(gitdir, create=False) / UNDELTIFIED).exists())
+            or _undeltified(gitdir))
+
+
+def _lists(gitdir: Path) -> tuple[Path, Path]:
+    """PackWriter's list of packs to redo, and the one a repack took (left if it died)."""
+    listed = state_dir(gitdir, create=False) / UNDELTIFIED
+    return listed, listed.with_name(listed.name + ".taken")
+
+
+def _undeltified(gitdir: Path) -> bool:
+    return any(path.exists() for path in _lists(gitdir))
 
 
 def _left_loose(gitdir: Path) -> int:
@@ -126,8 +136,7 @@ def before_push(gitdir: Path, seconds: float = 120.0) -> None:
     """A push sends packed objects as they are stored, so a first backup's pack would go whole:
     have it redone first (by the background repack if one runs, else here). Never raises: the
     push goes ahead in any case, only larger."""
-    listed = state_dir(gitdir, create=False) / UNDELTIFIED
-    if not (listed.exists() or listed.with_name(listed.name + ".taken").exists()):
+    if not _undeltified(gitdir):
         return
     if not wait(gitdir, seconds) or not _claim(gitdir):
         return
@@ -142,8 +151,7 @@ def before_push(gitdir: Path, seconds: float = 120.0) -> None:
 def deltify(gitdir: Path) -> None:
     """Repack the packs PackWriter listed (whole blobs) with git's delta search, then drop them.
     The new pack is in place before the old one goes, so every object stays readable."""
-    listed = state_dir(gitdir, create=False) / UNDELTIFIED
-    taken = listed.with_name(listed.name + ".taken")  # left by a repack that died: redone
+    listed, taken = _lists(gitdir)  # a list taken by a repack that died is redone
     try:
         fresh = listed.with_name(f"{listed.name}.{os.getpid()}")
         os.replace(listed, fresh)  # PackWriters that finish from now on start a new list
