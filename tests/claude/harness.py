@@ -109,12 +109,13 @@ class Claude:
     logs: Path
     runs: list[Run] = field(default_factory=list)
 
-    def __call__(self, machine: Machine, prompt: str, *args: str, check: bool = True) -> Run:
+    def __call__(self, machine: Machine, prompt: str, *args: str, check: bool = True,
+                 env: dict[str, str] | None = None) -> Run:
         debug = self.logs / f"debug-{len(self.runs):02d}.log"
         command = [str(self.binary), "-p", prompt, "--output-format", "json",
                    "--dangerously-skip-permissions", "--debug-file", str(debug), *args]
         first = len(self.api.messages())
-        done = subprocess.run(command, cwd=machine.root, env=self._env(machine),
+        done = subprocess.run(command, cwd=machine.root, env={**self._env(machine), **(env or {})},
                               capture_output=True, text=True, timeout=180,
                               stdin=subprocess.DEVNULL)
         text = debug.read_text(errors="replace") if debug.exists() else ""
