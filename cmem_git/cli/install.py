@@ -76,9 +76,10 @@ def uninstall() -> None:
 @click.argument("event", metavar="EVENT")
 def hook(event: str) -> None:
     """Run a Claude Code hook: session-start, pre-compact, session-end, stop or subagent-stop.
-    Reads the event's JSON on stdin and always exits 0."""
-    from ..entry import hooks
-    hooks.main(event)
+    Reads the event's JSON on stdin and always exits 0. Stop, SubagentStop and SessionEnd
+    return at once and commit in a detached process (CMEM_HOOK_FOREGROUND=1: in this one)."""
+    from ..entry import detach
+    detach.main(event)
 
 
 @cli.command()

@@ -24,6 +24,8 @@ from typing import Any
 
 from conftest import MINIMAL_PATH, Project, cmem
 
+from cmem_git.entry import detach
+
 from .mock_api import MockApi
 
 # Claude Code's debug lines for a finished hook, e.g.
@@ -118,6 +120,8 @@ class Claude:
         done = subprocess.run(command, cwd=machine.root, env={**self._env(machine), **(env or {})},
                               capture_output=True, text=True, timeout=180,
                               stdin=subprocess.DEVNULL)
+        gitdir = machine.memory / ".git"  # Stop and SessionEnd commit in detached processes
+        assert not gitdir.is_dir() or detach.wait(gitdir, 120), "a detached hook did not finish"
         text = debug.read_text(errors="replace") if debug.exists() else ""
         run = Run(command, done.returncode, done.stdout, done.stderr, text, hook_runs(text), first)
         self.runs.append(run)
