@@ -217,13 +217,22 @@ class Project:
         return str(settings["hooks"][event][-1]["hooks"][0]["command"])
 
     def hook(self, event: str, session: Session | None, argv: list[str] | None = None,
-             **extra: str) -> Sample:
+             detached: bool = False, **extra: str) -> Sample:
         """Run one hook as Claude Code does (no session: a new one whose file does not exist
-        yet, as at startup); fail loudly if cmem reported a problem."""
+        yet, as at startup); fail loudly if cmem reported a problem. Stop and SessionEnd do
+        their work in a detached child as installed: by default they run in the foreground
+        here, so that the figure is the work's; `detached` times what Claude Code waits for,
+        then waits for the child, outside the clock."""
         took, done = timed(argv or ["sh", "-c", self.command(event)],
                            data=self.payload(event, session), cwd=self.root,
-                           env=self.box.env(CLAUDE_PROJECT_DIR=str(self.root), **extra))
+                           env=self.box.env(CLAUDE_PROJECT_DIR=str(self.root),
+                                            CMEM_HOOK_FOREGROUND="" if detached else "1",
+                                            **extra))
         _check_hook(event, done)
+        if detached:
+            from cmem_git.entry import detach
+            if not detach.wait(self.root / ".claude" / "memory" / ".git", 600):
+                raise SystemExit(f"the detached {event} hook did not finish")
         return took
 
     def payload(self, event: str, session: Session | None) -> bytes:
@@ -408,6 +417,7 @@ class StartResult:
     first: float
     warm: Figure
     after_end: Figure
+    detached_end: Figure
     cp: Figure
     git: Figure
     startup: dict[str, Figure]
@@ -419,7 +429,7 @@ def bench_start(project: Project, session: Session, plan: Plan) -> StartResult:
     SessionEnd: the transcript changed since the cache saw it, but its content is committed."""
     progress("SessionStart")
     result = StartResult(project.hook("SessionStart", None).wall, Figure(), Figure(), Figure(),
-                         Figure(), {})
+                         Figure(), Figure(), {})
     project.hook("SessionStart", None)
     backup = project.cp_dir / f"{session.sid}-latest.jsonl"
     shutil.copy2(session.path, backup)
@@ -432,7 +442,7 @@ def bench_start(project: Project, session: Session, plan: Plan) -> StartResult:
         result.git.samples.append(session.git())
     for _ in range(plan.runs):
         session.append(plan.append)
-        project.hook("SessionEnd", session)
+        result.detached_end.samples.append(project.hook("SessionEnd", session, detached=True))
         result.after_end.samples.append(project.hook("SessionStart", None))
     result.startup = startup_times(project, plan.runs)
     return result
@@ -636,9 +646,11 @@ def rows(big: AppendResult, small: AppendResult, start: StartResult, growth: Gro
         Row("3a", "SessionStart, nothing to back up", fig(start.warm),
             fig(start.cp) + " (cp -u)", fig(start.git) + " (no-op)", "<= 150 ms",
             start.warm.median <= 150, ms(start.warm.cpu)),
-        Row("3b", "SessionStart after a SessionEnd (stale stat cache)",
+        Row("3b", "SessionStart after a SessionEnd (as installed: detached)",
             fig(start.after_end), target="<= 150 ms", ok=start.after_end.median <= 150,
             cpu=ms(start.after_end.cpu)),
+        Row("3d", f"  that SessionEnd, +{mib(plan.append)}, as Claude Code waits for it",
+            fig(start.detached_end), cpu=ms(start.detached_end.cpu)),
         Row("3c", "SessionStart, first run (cold stat cache)", ms(start.first)),
     ]
     table += [Row("3x", f"  context: {label}", fig(figure), cpu=ms(figure.cpu))
@@ -786,7 +798,7 @@ def run_all(box: Sandbox, plan: Plan, want_profile: bool) -> dict[str, Any]:
             "rows": [asdict(row) for row in table], "profile": found,
             "samples": {key: figure.json() for key, figure in {
                 "1a": big.end, "1b": big.compact, "2a": small.end, "2b": small.compact,
-                "3a": start.warm, "3b": start.after_end, "1_cp": big.cp, "1_git": big.git,
+                "3a": start.warm, "3b": start.after_end, "3d": start.detached_end, "1_cp": big.cp, "1_git": big.git,
                 "2_cp": small.cp, "2_git": small.git, "3a_cp": start.cp, "3a_git": start.git,
                 "4_cmem": growth.hook, "4_cp": growth.cp, "4_git": growth.git,
                 **{f"3x {label}": figure for label, figure in start.startup.items()}}.items()}}

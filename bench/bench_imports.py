@@ -85,7 +85,9 @@ def hook(event: str, root: Path, transcript: Path, env: dict[str, str], source: 
                "cwd": str(root), "hook_event_name": claude, **detail}
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "cmem_git", "hook", event],
                           input=json.dumps(payload).encode(), capture_output=True, cwd=root,
-                          env={**env, "CLAUDE_PROJECT_DIR": str(root)}, check=True)
+                          env={**env, "CLAUDE_PROJECT_DIR": str(root),
+                               "CMEM_HOOK_FOREGROUND": "1"},  # the imports of the work
+                          check=True)
     if b"failed" in done.stdout + done.stderr.replace(b"import time:", b""):
         raise SystemExit(f"{event} failed: {done.stdout!r} {done.stderr[-400:]!r}")
     return imports(done.stderr.decode(), source)

@@ -63,7 +63,8 @@ def main() -> None:
                            "cwd": str(project), "hook_event_name": "SessionEnd",
                            "reason": "other"}
                 run(CMEM + ["hook", "session-end"], project,
-                    {**env, "CLAUDE_PROJECT_DIR": str(project)}, json.dumps(payload).encode())
+                    {**env, "CLAUDE_PROJECT_DIR": str(project), "CMEM_HOOK_FOREGROUND": "1"},
+                    json.dumps(payload).encode())
         memory = project / ".claude" / "memory"
         commits = subprocess.run(["git", "-C", str(memory), "rev-list", "--count", "HEAD"],
                                  capture_output=True, text=True, check=True).stdout.strip()

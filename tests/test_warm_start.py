@@ -171,3 +171,20 @@ def test_the_cache_holds_no_transcript_text(warm: Project) -> None:
         record = json.loads(line)
         content = json.dumps(record.get("message", {}).get("content", ""))
         assert len(content) < 20 or content not in cache
+
+
+def test_nothing_is_kept_when_a_file_changed_while_the_facts_were_gathered(warm: Project) -> None:
+    """A transcript that grew between the fingerprint and the save must not be taken for
+    covered; nor is anything kept while an error is pending."""
+    from cmem_git.read import start_cache
+
+    gitdir = warm.memory / ".git"
+    transcript = warm.transcripts / f"{SESSIONS[0]}.jsonl"
+    before = start_cache.fingerprint(gitdir, [warm.memory / "cmem.yaml"], [warm.transcripts], [])
+    assert start_cache.save(gitdir, "0" * 40, before, {}, {})
+    with transcript.open("ab") as handle:
+        handle.write(b"\n")
+    assert not start_cache.save(gitdir, "0" * 40, before, {}, {})
+    errorlog.record(gitdir, "stop", "pending")
+    pending = start_cache.fingerprint(gitdir, [], [warm.transcripts], [])
+    assert not start_cache.save(gitdir, "0" * 40, pending, {}, {})

@@ -160,7 +160,9 @@ def _backup(run_: _Run, event: HookEvent) -> Output:
 def _session_end(run_: _Run, event: HookEvent) -> Output:
     """Commit with the exit recorded in active-context.md; the push runs detached. Detached,
     nobody waits: what the next SessionStart would say is kept for it."""
-    _commit(run_, event, _exit_recorder(run_.event))
+    committed = _commit(run_, event, _exit_recorder(run_.event))
+    if committed is not None and run_.detached:  # in nobody's way: as the other hooks do
+        _refresh_index(run_.store)
     if _syncing(run_):
         _spawn_background_sync(run_)
     elif run_.detached and not run_.problems:
@@ -177,8 +179,8 @@ def _commit(run_: _Run, event: HookEvent, edit: checkpoint.Edit | None = None
 
 
 def _refresh_index(store: Store) -> None:
-    """Keep the search index current while it is cheap (SessionEnd's budget is too tight, and
-    a large update waits for the next search, which does it anyway)."""
+    """Keep the search index current while it is cheap (not in a foreground SessionEnd, whose
+    budget is too tight; a large update waits for the next search, which does it anyway)."""
     from ..read import search_index
     search_index.refresh_if_cheap(store, _INDEX_CHEAP_BYTES)
 
@@ -295,7 +297,7 @@ def _session_start(run_: _Run, _: HookEvent) -> Output:
         shown = run_.problems + ([lagging] if lagging else [])
         output["systemMessage"] = _message(shown or ["earlier hook problems: see context"])
     elif not syncing:
-        _keep_start(run_, folder, facts)
+        _keep_start(run_, folder)
     return Output(stdout=json.dumps(output))
 
 
@@ -312,7 +314,7 @@ def _settings(config: Config) -> context_text.Settings:
     return context_text.Settings(config.staleness_hours, config.memory_size_warning_kib)
 
 
-def _keep_start(run_: _Run, folder: Path, facts: context_text.Facts | None = None) -> None:
+def _keep_start(run_: _Run, folder: Path) -> None:
     """Keep what the next SessionStart would say, when it would find nothing to back up, so that
     it answers without the repository (start_cache.py). Never raises."""
     from ..capture import recovery
@@ -321,15 +323,20 @@ def _keep_start(run_: _Run, folder: Path, facts: context_text.Facts | None = Non
     store = run_.store
     try:
         tip = store.tip()
-        if (tip is None or not run_.config.events.enabled(BY_NAME["session-start"])
-                or not recovery.remember(store, folder)):
+        if tip is None or not run_.config.events.enabled(BY_NAME["session-start"]):
             return
-        settings = _settings(run_.config)
-        facts = facts or context.facts(store, settings)
         files = [paths.config_path(run_.project), store.gitdir / "config",
                  store.gitdir / "index", *(store.workdir / name for name in memory.FILES)]
-        start_cache.save(store.gitdir, str(tip.id), files, [folder],
-                         [automemory.local_folder(store.workdir)], facts.to_json(),
+        try:
+            before = start_cache.fingerprint(store.gitdir, files, [folder],
+                                             [automemory.local_folder(store.workdir)])
+        except ValueError:
+            return  # an auto-memory folder too large to watch: SessionStart takes its full path
+        if not recovery.remember(store, folder):
+            return
+        settings = _settings(run_.config)
+        start_cache.save(store.gitdir, str(tip.id), before,
+                         context.facts(store, settings).to_json(),
                          {"staleness_hours": settings.staleness_hours,
                           "size_warning_kib": settings.size_warning_kib})
     except Exception as error:  # the cache only saves work: the commit before it stands

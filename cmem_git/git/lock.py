@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 import time
 from pathlib import Path
 from types import TracebackType
@@ -117,6 +116,8 @@ def clear_stale(gitdir: Path) -> list[Path]:
         found += sorted((gitdir / folder).rglob("*.lock")) if (gitdir / folder).is_dir() else []
     for path in found:
         path.unlink(missing_ok=True)
+    import shutil  # here: every hook process imports this module, few get this far
+
     shutil.rmtree(state_dir(gitdir, create=False) / "tmp", ignore_errors=True)
     return found
 

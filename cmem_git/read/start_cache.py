@@ -30,17 +30,30 @@ PENDING_ERRORS = "errors.jsonl"  # errorlog.PENDING, spelled again to keep the i
 _MAX_FILES = 500  # an auto-memory folder larger than this is not cached
 
 
-def save(gitdir: Path, tip: str, files: Iterable[Path], folders: Iterable[Path],
-         trees: Iterable[Path], facts: dict[str, Any], settings: dict[str, Any]) -> None:
-    """Keep `facts` for the tip and the files, folders (their entries) and trees (everything
-    under them) as they are now. Never raises: the cache only ever saves work."""
+def fingerprint(gitdir: Path, files: Iterable[Path], folders: Iterable[Path],
+                trees: Iterable[Path]) -> dict[str, dict[str, Any]]:
+    """The files (their stat), folders (their entries) and trees (everything under them) as
+    they are now; a tree too large to be worth watching raises ValueError."""
+    watched = {*files, state_dir(gitdir, create=False) / PENDING_ERRORS}
+    return {"files": {str(path): _stat(path) for path in sorted(watched)},
+            "folders": {str(folder): _listing(folder, deep=False) for folder in folders},
+            "trees": {str(tree): _listing(tree, deep=True) for tree in trees}}
+
+
+def save(gitdir: Path, tip: str, before: dict[str, dict[str, Any]], facts: dict[str, Any],
+         settings: dict[str, Any]) -> bool:
+    """Keep `facts` for `tip`, if nothing changed since `before` was taken (a transcript that
+    grew meanwhile must not be taken for covered) and no error is pending. Never raises: the
+    cache only ever saves work."""
     try:
-        found = _fingerprint(gitdir, files, folders, trees)
-        if found["files"][str(state_dir(gitdir) / PENDING_ERRORS)] is None:
-            write_atomic(state_dir(gitdir) / _FILE, json.dumps(
-                {"version": _VERSION, "tip": tip, "facts": facts, "settings": settings, **found}))
-    except (OSError, TypeError, ValueError):
-        pass
+        if _again(gitdir, before) != before or \
+                before["files"][str(state_dir(gitdir, create=False) / PENDING_ERRORS)] is not None:
+            return False
+        write_atomic(state_dir(gitdir) / _FILE, json.dumps(
+            {"version": _VERSION, "tip": tip, "facts": facts, "settings": settings, **before}))
+    except (OSError, TypeError, ValueError, KeyError):
+        return False
+    return True
 
 
 def current(gitdir: Path, folder: Path) -> dict[str, Any] | None:
@@ -52,7 +65,7 @@ def current(gitdir: Path, folder: Path) -> dict[str, Any] | None:
             return None
         kept = {key: entry[key] for key in ("files", "folders", "trees")}
         if (str(folder) not in entry["folders"] or entry["tip"] != refs.branch_tip(gitdir)
-                or _fingerprint(gitdir, *([Path(p) for p in kept[key]] for key in kept)) != kept):
+                or _again(gitdir, kept) != kept):
             return None
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -63,12 +76,10 @@ def drop(gitdir: Path) -> None:
     (state_dir(gitdir, create=False) / _FILE).unlink(missing_ok=True)
 
 
-def _fingerprint(gitdir: Path, files: Iterable[Path], folders: Iterable[Path],
-                 trees: Iterable[Path]) -> dict[str, dict[str, Any]]:
-    watched = {*files, state_dir(gitdir, create=False) / PENDING_ERRORS}
-    return {"files": {str(path): _stat(path) for path in sorted(watched)},
-            "folders": {str(folder): _listing(folder, deep=False) for folder in folders},
-            "trees": {str(tree): _listing(tree, deep=True) for tree in trees}}
+def _again(gitdir: Path, taken: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The fingerprint of the same files, folders and trees as `taken`, now."""
+    return fingerprint(gitdir, *([Path(p) for p in taken[key]]
+                                 for key in ("files", "folders", "trees")))
 
 
 def _stat(path: Path) -> list[int] | None:

@@ -5,12 +5,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 
-@dataclass(frozen=True)
-class HookEvent:
+class HookEvent(NamedTuple):  # not a dataclass: every hook process imports this, and
+    # `dataclasses` (with `inspect`) is a third of what a detached hook's parent loads
     name: str  # cmem's: `cmem hook NAME`, the Cmem-Event trailer, `cmem log --event`
     claude: str  # Claude Code's: the key in settings.json, hookEventName in the payload
     detail: str | None  # the payload field that says why the event fired
