@@ -26,6 +26,7 @@ from typing import BinaryIO
 import pygit2
 
 from .lock import state_dir, temp_dir
+from .repo import _Repository
 
 LEVEL = 1
 _BLOB = 3  # git's object type number for a blob
@@ -55,6 +56,11 @@ class PackWriter:
         self._write(b"PACK" + struct.pack(">II", 2, 0))  # count patched in `finish`
 
     def add(self, data: bytes) -> pygit2.Oid:
+        """Queue `data` (through the repository's filter, as `create_blob` would) and return
+        its id."""
+        count = 0
+        if isinstance(self.repo, _Repository):
+            data, count = self.repo.cleaned(data)
         digest = hashlib.sha1(b"blob %d\0" % len(data))
         digest.update(data)
         raw = digest.digest()
@@ -64,7 +70,10 @@ class PackWriter:
             # A few chunks in flight at most: memory stays O(chunk) for any file size.
             while len(self._pending) > 2 * self.workers:
                 self._drain_one()
-        return pygit2.Oid(raw=raw)
+        oid = pygit2.Oid(raw=raw)
+        if isinstance(self.repo, _Repository):
+            self.repo.written(oid, count)
+        return oid
 
     def finish(self) -> None:
         """Write the rest, the trailer and the index, and move both into objects/pack."""

@@ -65,15 +65,26 @@ class _Repository(pygit2.Repository):
     redacted: dict[pygit2.Oid, int]  # of those, the ones that held secrets, and how many
 
     def create_blob(self, data: bytes | str) -> pygit2.Oid:
-        raw = data.encode("utf-8") if isinstance(data, str) else data
-        count = 0
-        if self.transform is not None and self.filtered.get(id(data)) is not data:
-            raw, count = self.transform(raw)
+        raw, count = self.cleaned(data)
         oid = super().create_blob(raw)
+        self.written(oid, count)
+        return oid
+
+    def cleaned(self, data: bytes | str) -> tuple[bytes, int]:
+        """The bytes to store for `data`, and the secrets replaced in them. Bytes the filter
+        produced are taken as they are, once: their entry goes, so that a first backup's
+        hundreds of chunks are not all kept in memory until the commit."""
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+        if self.transform is None or self.filtered.pop(id(data), None) is data:
+            return raw, 0
+        return self.transform(raw)
+
+    def written(self, oid: pygit2.Oid, count: int) -> None:
+        """Record a blob that came out of `cleaned` (whoever wrote it: libgit2, or a PackWriter
+        for a first backup), so that the commit does not read and redact it again."""
         self.clean.add(oid)
         if count:
             self.redacted[oid] = count
-        return oid
 
     def create_blob_fromdisk(self, path: str) -> pygit2.Oid:
         return self.create_blob(Path(path).read_bytes())
