@@ -29,8 +29,16 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_hooks import Project, Sandbox, Transcript, corpus_lines, gzip_size, machine  # noqa: E402
-from bench_hooks import progress, sandboxed  # noqa: E402
+from bench_hooks import (  # noqa: E402
+    Project,
+    Sandbox,
+    Transcript,
+    corpus_lines,
+    gzip_size,
+    machine,
+    progress,
+    sandboxed,
+)
 from bench_scale import (  # noqa: E402
     MIB,
     BenchError,

@@ -70,6 +70,10 @@ class _Repository(pygit2.Repository):
         self.written(oid, count)
         return oid
 
+    def remember(self, clean: bytes) -> None:
+        """`clean` came out of the filter (here, or in a helper process running the same one)."""
+        self.filtered[id(clean)] = clean
+
     def cleaned(self, data: bytes | str) -> tuple[bytes, int]:
         """The bytes to store for `data`, and the secrets replaced in them. Bytes the filter
         produced are taken as they are, once: their entry goes, so that a first backup's
@@ -127,7 +131,7 @@ class Repo:
     def _remembering(self, transform: Filter) -> Filter:
         def run(data: bytes) -> tuple[bytes, int]:
             clean, count = transform(data)
-            self.repo.filtered[id(clean)] = clean
+            self.repo.remember(clean)
             return clean, count
         return run
 
