@@ -139,7 +139,9 @@ def _appended(repo: pygit2.Repository, handle: BinaryIO, last: chunks.Chunk | No
               end: int, change: Transform, deadline: float | None, chunk_size: int) -> _Written:
     """File bytes [start, end) stored after `last` (the stored chunk they replace), streamed;
     many bytes are redacted on two cores (helper.py)."""
-    keep = repo.remember if isinstance(repo, _Repository) and change is not _unchanged \
+    # Only the store's own filter: what the helper returns is then taken as filtered, as what
+    # that filter returns here is.
+    keep = repo.remember if isinstance(repo, _Repository) and change is repo.filtering \
         and end - start >= PACK_FROM else None
     pieces = _redacted(chunks.stream(handle, start, end, last.line if last else 0, chunk_size),
                        last.offset if last else 0, change, keep)

@@ -60,6 +60,7 @@ class _Repository(pygit2.Repository):
     that costs nothing, and are not redacted twice."""
 
     transform: Filter | None
+    filtering: Filter | None  # the store's filter: `transform` that remembers what it made
     filtered: dict[int, bytes]  # id -> the filter's output, kept alive so the id stays its own
     clean: set[pygit2.Oid]  # blobs written through here
     redacted: dict[pygit2.Oid, int]  # of those, the ones that held secrets, and how many
@@ -96,7 +97,8 @@ class _Repository(pygit2.Repository):
 
 def open_repository(path: str) -> _Repository:
     repo = _Repository(path)
-    repo.transform, repo.filtered, repo.clean, repo.redacted = None, {}, set(), {}
+    repo.transform, repo.filtering, repo.filtered, repo.clean, repo.redacted = \
+        None, None, {}, set(), {}
     return repo
 
 
@@ -127,6 +129,7 @@ class Repo:
     def filter(self, transform: Filter | None) -> None:
         self.repo.transform = transform
         self._filter = None if transform is None else self._remembering(transform)
+        self.repo.filtering = self._filter
 
     def _remembering(self, transform: Filter) -> Filter:
         def run(data: bytes) -> tuple[bytes, int]:
