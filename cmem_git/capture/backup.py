@@ -139,12 +139,13 @@ def _appended(repo: pygit2.Repository, handle: BinaryIO, last: chunks.Chunk | No
               end: int, change: Transform, deadline: float | None, chunk_size: int) -> _Written:
     """File bytes [start, end) stored after `last` (the stored chunk they replace), streamed;
     many bytes are redacted on two cores (helper.py)."""
-    # Only the store's own filter: what the helper returns is then taken as filtered, as what
-    # that filter returns here is.
-    keep = repo.remember if isinstance(repo, _Repository) and change is repo.filtering \
+    # Only for the store's own filter: what the helper returns is then taken as filtered, as
+    # what that filter returns here is. The helper runs it without the remembering.
+    shared = (repo.transform, repo.remember) if isinstance(repo, _Repository) \
+        and repo.transform is not None and change is repo.filtering \
         and end - start >= PACK_FROM else None
     pieces = _redacted(chunks.stream(handle, start, end, last.line if last else 0, chunk_size),
-                       last.offset if last else 0, change, keep)
+                       last.offset if last else 0, change, shared)
     with contextlib.closing(pieces):  # past the deadline: the helper stops
         return _write(repo, pieces, end - start, deadline)
 
@@ -204,13 +205,14 @@ class _Written:
 
 
 def _redacted(pieces: Iterable[chunks.Piece], offset: int, change: Transform,
-              keep: Callable[[bytes], None] | None = None
+              shared: tuple[Transform, Callable[[bytes], None]] | None = None
               ) -> Generator[tuple[_Piece, int], None, None]:
     """Cut the file's bytes at line ends (so boundaries follow the file, not the redacted
     copy), redact each piece, and place the pieces one after another in the stored file.
-    With `keep`, a helper process redacts every other piece (helper.py)."""
-    results = ((piece, change(piece.data)) for piece in pieces) if keep is None \
-        else helper.redacted(pieces, _data, change, keep)
+    With `shared` (the filter, and what records its results), a helper process redacts some
+    of the pieces (helper.py)."""
+    results = ((piece, change(piece.data)) for piece in pieces) if shared is None \
+        else helper.redacted(pieces, _data, *shared)
     for piece, (stored, count) in results:
         yield _Piece(offset, piece.line, stored, source=piece.data, at=piece.offset), count
         offset += len(stored)

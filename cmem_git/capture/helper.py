@@ -49,11 +49,12 @@ def usable() -> bool:
 def redacted(items: Iterable[T], data: Callable[[T], bytes], change: Transform,
              keep: Callable[[bytes], None]) -> Iterator[tuple[T, tuple[bytes, int]]]:
     """Each item with `change(data(item))`, in order, some computed by a helper when one can
-    be started. `keep` is told of every result the helper made (the repository's record of
-    filtered bytes). Closing the iterator early stops the helper."""
+    be started. `keep` is told of every result, here in this process (the repository's record
+    of filtered bytes: the helper keeps nothing, so its memory stays a few chunks). Closing the
+    iterator early stops the helper."""
     helper = _Helper.start(change) if usable() else None
     if helper is None:
-        yield from ((item, change(data(item))) for item in items)
+        yield from ((item, _kept(change(data(item)), keep)) for item in items)
         return
     try:
         yield from _shared(items, data, change, keep, helper)
@@ -76,18 +77,28 @@ def _shared(items: Iterable[T], data: Callable[[T], bytes], change: Transform,
         if len(asked) < _AHEAD and helper.ask(chunk):
             asked.append(entry)
         else:
-            entry.result = change(chunk)
+            entry.result = _kept(change(chunk), keep)
         queue.append(entry)
         while queue and (queue[0].result is not None or len(queue) > _QUEUE):
-            if queue[0].result is None:
-                helper.collect(asked, keep, wait=True)
-            head = queue.popleft()
-            yield head.item, head.result or change(head.data)
+            yield _first(queue, asked, change, keep, helper)
     while queue:
-        if queue[0].result is None:
-            helper.collect(asked, keep, wait=True)
-        head = queue.popleft()
-        yield head.item, head.result or change(head.data)
+        yield _first(queue, asked, change, keep, helper)
+
+
+def _first(queue: collections.deque[_Entry[T]], asked: collections.deque[_Entry[T]],
+           change: Transform, keep: Callable[[bytes], None], helper: _Helper
+           ) -> tuple[T, tuple[bytes, int]]:
+    """The first entry of the queue and its result: waited for if the helper has it, made
+    here if the helper failed on it."""
+    if queue[0].result is None:
+        helper.collect(asked, keep, wait=True)
+    head = queue.popleft()
+    return head.item, head.result or _kept(change(head.data), keep)
+
+
+def _kept(result: tuple[bytes, int], keep: Callable[[bytes], None]) -> tuple[bytes, int]:
+    keep(result[0])
+    return result
 
 
 @dataclass
