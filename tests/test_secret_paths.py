@@ -86,7 +86,9 @@ def test_the_kinds_cover_at_least_45_rules() -> None:
 # --- memory files ---------------------------------------------------------------------------
 
 def session_end(project: Project, transcript: Path) -> subprocess.CompletedProcess[bytes]:
-    return run_hook(project, "SessionEnd", payload("SessionEnd", SID, transcript, project.root))
+    """In the foreground: detached (entry/detach.py), what the hook tells goes to the error log."""
+    return run_hook(project, "SessionEnd", payload("SessionEnd", SID, transcript, project.root),
+                    foreground=True)
 
 
 def small_transcript(project: Project, text: str = "hello") -> Path:
