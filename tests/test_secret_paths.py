@@ -20,8 +20,12 @@ from adversarial import UNITS
 from conftest import Project, cmem, payload, run_hook
 from conftest import stored_file as stored
 from secret_kinds import env_dump, gcp_service_account, kinds, pem
+from test_first_backup import MiB, transcript
 
+from cmem_git.capture import backup, checkpoint
 from cmem_git.git import errorlog
+from cmem_git.repo.config import Config
+from cmem_git.repo.store import Store
 from cmem_git.secrets.redact import marker
 
 SID = "5e7c2a10-0b1d-4c3e-8f2a-9d6b4c1e0a77"
@@ -83,6 +87,8 @@ def test_the_kinds_cover_at_least_45_rules() -> None:
 # --- memory files ---------------------------------------------------------------------------
 
 def session_end(project: Project, transcript: Path) -> subprocess.CompletedProcess[bytes]:
+    """As installed: detached (entry/detach.py); what it tells the user waits in the error log
+    for the next SessionStart (told_next)."""
     return run_hook(project, "SessionEnd", payload("SessionEnd", SID, transcript, project.root))
 
 
@@ -192,6 +198,35 @@ def test_transcripts_and_plain_text_tool_results_are_redacted(project: Project) 
 
 
 secrets_extra: list[str] = []
+
+
+def test_a_first_backup_written_as_a_pack_is_redacted_and_stored_once(tmp_path: Path) -> None:
+    """Past PACK_FROM new bytes, chunks go into a pack the backup writes itself: redacted on the
+    way in, and neither read back and redacted again nor written a second time as loose
+    objects (in process: a hook's background repack would pack such duplicates away)."""
+    store = Store.init(tmp_path / "mem")
+    redact = checkpoint.redaction(Config())
+    assert redact is not None
+    filtered: list[int] = []
+
+    def counting(data: bytes) -> tuple[bytes, int]:
+        filtered.append(len(data))
+        return redact(data)
+
+    store.filter = counting
+    data = jsonl_with_all(SID) + transcript(backup.PACK_FROM + MiB) + jsonl_with_all(SID)
+    path = tmp_path / f"{SID}.jsonl"
+    path.write_bytes(data)
+    result = checkpoint.take(store, checkpoint.Request("pre-compact", SID, path, "dev"))
+    assert result.commit is not None and result.problems == []
+    assert leaks(store.workdir) == []
+    assert sum(filtered) < 1.1 * len(data), "each byte of the transcript is redacted once"
+    counted = dict(line.split(": ") for line in subprocess.run(
+        ["git", "-C", str(store.workdir), "count-objects", "-v"], capture_output=True,
+        text=True, check=True).stdout.splitlines())
+    assert int(counted["in-pack"]) > 16
+    assert int(counted["count"]) < 16, f"{counted['count']} loose objects: chunks written twice"
+    assert stored(store.workdir, SID).count(b"[REDACTED:") >= 2 * kinds_counted()
 
 
 def test_a_string_of_key_headers_commits_the_whole_session_and_only_the_key_goes(

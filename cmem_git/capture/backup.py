@@ -13,11 +13,12 @@ taken when it is already a complete JSON object (some files simply end that way)
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -26,7 +27,9 @@ import pygit2
 
 from ..errors import HookInputError
 from ..git import chunks
+from ..git.repo import _Repository
 from ..git.trees import lookup, subtree
+from . import helper
 from .layout import ROOT as ROOT
 
 MAIN = "main.jsonl"
@@ -134,10 +137,17 @@ def back_up(repo: pygit2.Repository, base: pygit2.Tree | None, source: Source,
 
 def _appended(repo: pygit2.Repository, handle: BinaryIO, last: chunks.Chunk | None, start: int,
               end: int, change: Transform, deadline: float | None, chunk_size: int) -> _Written:
-    """File bytes [start, end) stored after `last` (the stored chunk they replace), streamed."""
+    """File bytes [start, end) stored after `last` (the stored chunk they replace), streamed;
+    many bytes are redacted on two cores (helper.py)."""
+    # Only for the store's own filter: what the helper returns is then taken as filtered, as
+    # what that filter returns here is. The helper runs it without the remembering.
+    shared = (repo.transform, repo.remember) if isinstance(repo, _Repository) \
+        and repo.transform is not None and change is repo.filtering \
+        and end - start >= PACK_FROM else None
     pieces = _redacted(chunks.stream(handle, start, end, last.line if last else 0, chunk_size),
-                       last.offset if last else 0, change)
-    return _write(repo, pieces, end - start, deadline)
+                       last.offset if last else 0, change, shared)
+    with contextlib.closing(pieces):  # past the deadline: the helper stops
+        return _write(repo, pieces, end - start, deadline)
 
 
 def _file_backup(repo: pygit2.Repository, base: pygit2.Tree | None, source: Source,
@@ -174,6 +184,10 @@ class _Piece(chunks.Piece):
     at: int = 0  # where they start in the file
 
 
+def _data(piece: chunks.Piece) -> bytes:
+    return piece.data
+
+
 def _unchanged(data: bytes) -> tuple[bytes, int]:
     return data, 0
 
@@ -190,12 +204,16 @@ class _Written:
     merged: bool = False
 
 
-def _redacted(pieces: Iterable[chunks.Piece], offset: int, change: Transform
-              ) -> Iterator[tuple[_Piece, int]]:
+def _redacted(pieces: Iterable[chunks.Piece], offset: int, change: Transform,
+              shared: tuple[Transform, Callable[[bytes], None]] | None = None
+              ) -> Generator[tuple[_Piece, int], None, None]:
     """Cut the file's bytes at line ends (so boundaries follow the file, not the redacted
-    copy), redact each piece, and place the pieces one after another in the stored file."""
-    for piece in pieces:
-        stored, count = change(piece.data)
+    copy), redact each piece, and place the pieces one after another in the stored file.
+    With `shared` (the filter, and what records its results), a helper process redacts some
+    of the pieces (helper.py)."""
+    results = ((piece, change(piece.data)) for piece in pieces) if shared is None \
+        else helper.redacted(pieces, _data, *shared)
+    for piece, (stored, count) in results:
         yield _Piece(offset, piece.line, stored, source=piece.data, at=piece.offset), count
         offset += len(stored)
 

@@ -72,15 +72,17 @@ def stream(handle: BinaryIO, start: int, end: int, line: int = 0,
     next cut point needs: a few chunks in memory whatever the file's size (or one long line)."""
     size = size or CHUNK_SIZE
     handle.seek(start)
-    buffer, offset, left = b"", start, end - start
-    while buffer or left:
+    # Pieces are cut at `at` in the buffer rather than the buffer cut after each piece: the
+    # rest of a block is copied once per read, not once per piece (~0.1 s per 100 MiB).
+    buffer, at, offset, left = b"", 0, start, end - start
+    while at < len(buffer) or left:
         # A cut is final once the buffer is past `size` and holds a newline, or the end is read.
-        while left and (len(buffer) <= size or b"\n" not in buffer):
+        while left and (len(buffer) - at <= size or buffer.find(b"\n", at) < 0):
             block = handle.read(min(left, max(size, 1 << 20)))
             left = left - len(block) if block else 0  # a file cut short ends the stream
-            buffer += block
-        cut_at = _cut_point(buffer, 0, size)
-        piece, buffer = buffer[:cut_at], buffer[cut_at:]
+            buffer, at = buffer[at:] + block, 0
+        cut_at = _cut_point(buffer, at, size)
+        piece, at = buffer[at:cut_at], cut_at
         yield Piece(offset, line, piece)
         offset += len(piece)
         line += piece.count(b"\n")

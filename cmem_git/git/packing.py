@@ -149,7 +149,8 @@ def before_push(gitdir: Path, seconds: float = 120.0) -> None:
 
 
 def deltify(gitdir: Path) -> None:
-    """Repack the packs PackWriter listed (whole blobs) with git's delta search, then drop them.
+    """Repack the packs PackWriter listed (whole, uncompressed blobs) with git's delta search
+    and compression, then drop them.
     The new pack is in place before the old one goes, so every object stays readable."""
     listed, taken = _lists(gitdir)  # a list taken by a repack that died is redone
     try:
@@ -170,7 +171,8 @@ def deltify(gitdir: Path) -> None:
         if name.startswith("pack-") and "/" not in name and index.is_file():
             listing = _git(gitdir, ["show-index"], index.read_bytes())
             ids = b"".join(line.split()[1] + b"\n" for line in listing.splitlines())
-            made = _git(gitdir, ["pack-objects", "-q", "--no-reuse-delta",
+            # --no-reuse-object: PackWriter stores blobs uncompressed, and git would keep them so.
+            made = _git(gitdir, ["pack-objects", "-q", "--no-reuse-object",
                                  "--delta-base-offset", str(folder / "pack")], ids)
             if f"pack-{made.decode().strip()}" == name:
                 continue  # the same bytes (nothing to delta): the new pack is the old one

@@ -60,20 +60,36 @@ class _Repository(pygit2.Repository):
     that costs nothing, and are not redacted twice."""
 
     transform: Filter | None
+    filtering: Filter | None  # the store's filter: `transform` that remembers what it made
     filtered: dict[int, bytes]  # id -> the filter's output, kept alive so the id stays its own
     clean: set[pygit2.Oid]  # blobs written through here
     redacted: dict[pygit2.Oid, int]  # of those, the ones that held secrets, and how many
 
     def create_blob(self, data: bytes | str) -> pygit2.Oid:
-        raw = data.encode("utf-8") if isinstance(data, str) else data
-        count = 0
-        if self.transform is not None and self.filtered.get(id(data)) is not data:
-            raw, count = self.transform(raw)
+        raw, count = self.cleaned(data)
         oid = super().create_blob(raw)
+        self.written(oid, count)
+        return oid
+
+    def remember(self, clean: bytes) -> None:
+        """`clean` came out of the filter (here, or in a helper process running the same one)."""
+        self.filtered[id(clean)] = clean
+
+    def cleaned(self, data: bytes | str) -> tuple[bytes, int]:
+        """The bytes to store for `data`, and the secrets replaced in them. Bytes the filter
+        produced are taken as they are, once: their entry goes, so that a first backup's
+        hundreds of chunks are not all kept in memory until the commit."""
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+        if self.transform is None or self.filtered.pop(id(data), None) is data:
+            return raw, 0
+        return self.transform(raw)
+
+    def written(self, oid: pygit2.Oid, count: int) -> None:
+        """Record a blob that came out of `cleaned` (whoever wrote it: libgit2, or a PackWriter
+        for a first backup), so that the commit does not read and redact it again."""
         self.clean.add(oid)
         if count:
             self.redacted[oid] = count
-        return oid
 
     def create_blob_fromdisk(self, path: str) -> pygit2.Oid:
         return self.create_blob(Path(path).read_bytes())
@@ -81,7 +97,8 @@ class _Repository(pygit2.Repository):
 
 def open_repository(path: str) -> _Repository:
     repo = _Repository(path)
-    repo.transform, repo.filtered, repo.clean, repo.redacted = None, {}, set(), {}
+    repo.transform, repo.filtering, repo.filtered, repo.clean, repo.redacted = \
+        None, None, {}, set(), {}
     return repo
 
 
@@ -112,11 +129,12 @@ class Repo:
     def filter(self, transform: Filter | None) -> None:
         self.repo.transform = transform
         self._filter = None if transform is None else self._remembering(transform)
+        self.repo.filtering = self._filter
 
     def _remembering(self, transform: Filter) -> Filter:
         def run(data: bytes) -> tuple[bytes, int]:
             clean, count = transform(data)
-            self.repo.filtered[id(clean)] = clean
+            self.repo.remember(clean)
             return clean, count
         return run
 
