@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 import time
 from pathlib import Path
 from types import TracebackType
@@ -101,6 +100,8 @@ def clear_stale(gitdir: Path) -> list[Path]:
         found += sorted((gitdir / folder).rglob("*.lock")) if (gitdir / folder).is_dir() else []
     for path in found:
         path.unlink(missing_ok=True)
+    import shutil  # ~6 ms with its compressors: only here, not for every reader of the lock
+
     shutil.rmtree(state_dir(gitdir, create=False) / "tmp", ignore_errors=True)
     return found
 
