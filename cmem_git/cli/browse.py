@@ -1,12 +1,11 @@
 """Reading history: log, show, cat, diff, delta, status, restore.
 
-pygit2, the store and revisions load inside the commands that use them: `cmem log`'s common
-case runs without them (repo/quicklog.py; issue 13: 150 ms, whole process).
+pygit2, the store and revisions (and json) load inside the commands that use them: `cmem log`'s
+common case runs without them (repo/quicklog.py; issue 13: 150 ms, whole process).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -67,6 +66,7 @@ def log_command(ctx: click.Context, revs: tuple[str, ...], max_count: int | None
     if entries is None:
         return
     if as_json:
+        import json
         click.echo("".join(json.dumps(entry_json(e)) + "\n" for e in entries), nl=False)
     else:
         _emit(_log_text(entries, oneline))
@@ -157,6 +157,7 @@ def diff(old: str | None, new: str | None, raw: bool, stat: bool, as_json: bool,
     store = _store()
     changes = reading.changes(store, old, new)
     if as_json:
+        import json
         click.echo(json.dumps(reading.changes_json(changes), indent=2))
     elif stat:
         _emit(reading.changes_stat(changes))
@@ -196,6 +197,7 @@ def status(as_json: bool) -> None:
     from ..read import reading
     report = reading.status_data(_store())
     if as_json:
+        import json
         click.echo(json.dumps(report, indent=2))
     else:
         click.echo(reading.status_text(report, is_terminal()), nl=False)
