@@ -46,6 +46,7 @@ from test_sync import (
 )
 
 from cmem_git.git import gitlog, message
+from cmem_git.repo import quicklog
 from cmem_git.repo.history import ORDER
 
 SWITCH = "cmem_git.repo.quicklog:plain_tip"  # the git log path, answering None for "full"
@@ -399,3 +400,18 @@ def _scratch(tmp_path: Path) -> pygit2.Repository:
     if folder.exists():
         return pygit2.Repository(str(folder))
     return pygit2.init_repository(str(folder), bare=True)
+
+
+def test_only_a_plain_config_lets_git_log_answer(project: Project) -> None:
+    """What `cmem init` writes is plain; a setting that moves or reshapes the repository, or a
+    line this reading does not understand, is not (the Store opens it instead)."""
+    config = project.memory / ".git" / "config"
+    written = config.read_text()
+    assert quicklog.plain_tip(project.memory) == project.git("rev-parse", "HEAD").strip()
+    for extra in ["[core]\n\tsparseCheckout = false\n", "[core]\n\tbare = true\n",
+                  "[core]\n\tworktree = /elsewhere\n", "[includeIf \"gitdir:~/\"]\n\tpath = x\n",
+                  "[core]\n\tnote = a \\\n\tcontinued line\n"]:
+        config.write_text(written + extra)
+        assert quicklog.plain_tip(project.memory) is None, extra
+    config.write_text(written + "[remote \"origin\"]\n\turl = /a path; with # marks\n")
+    assert quicklog.plain_tip(project.memory) is not None

@@ -3,10 +3,10 @@ from opening it.
 
 Importing pygit2 costs ~100 ms of the 150 ms `cmem log -n 20` may take (issue 13), and the walk
 itself well under 1 ms. So when the repository is plain (the branch's tip readable from its
-files, git/refs.py; no write of cmem's interrupted; transcripts already kept out of the working
-tree; no core.worktree, include, graft or bare setting to honour) the entries come from
-git/gitlog.py and pass through the same filter and cut as history.log's (entries.select), and
-`cmem log` prints them with the same code. Anything else answers None: the caller opens the
+files, git/refs.py; no interrupted write of cmem's to finish; transcripts already kept out of
+the working tree; no core.worktree, include, graft or bare setting to honour) the entries come
+from git/gitlog.py and pass through the same filter and cut as history.log's (entries.select),
+and `cmem log` prints them with the same code. Anything else answers None: the caller opens the
 Store, which repairs, hides transcripts and reports errors as it always has, and walks with
 libgit2. Paths (`cmem log -- PATH`) and ranges are left to that path too: git's
 `-- PATH` simplifies merges where cmem compares with the first parent.
