@@ -1,22 +1,23 @@
-"""`python -m cmem_git`: what the installed hooks run.
+"""`python -m cmem_git`: what the installed hooks and the registered MCP server run.
 
-The hook path skips click and the rest of the CLI: Claude Code starts a fresh process for every
-hook, and SessionEnd hooks share a 1.5 s budget.
+Both skip click and the rest of the CLI: Claude Code starts a fresh process for every hook, and
+waits for the hooks and the MCP server before a session's first request.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
-from .paths import private
+from . import paths
 
 
 def main() -> int:
-    private()
+    paths.private()
     args = sys.argv[1:]
     if len(args) == 2 and args[0] == "hook":
-        from .entry.hooks import main as hook
+        from .entry.detach import main as hook
 
         status = hook(args[1])
         # Everything is written and closed by now; skipping interpreter teardown (module and
@@ -24,6 +25,13 @@ def main() -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)
+    if len(args) == 3 and args[:2] == ["mcp", "--project"]:  # as `cmem init` registers it
+        project = paths.find_project(Path(args[2]))
+        if project is not None:  # else the command line says what is wrong
+            from .entry.mcp_server import serve
+
+            serve(project)
+            return 0
     from .cli import main as cli
 
     return cli(args)

@@ -147,14 +147,23 @@ def project(tmp_path: Path, hermetic: Path) -> Project:
 
 
 def run_hook(project: Project, event: str, payload: dict[str, Any] | bytes,
-             cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+             cwd: Path | None = None, foreground: bool = False
+             ) -> subprocess.CompletedProcess[bytes]:
     """Run the hook exactly as Claude Code does: the command from settings.local.json through a
-    shell, JSON on stdin, from another folder, with a PATH that lacks cmem's virtualenv."""
+    shell, JSON on stdin, from another folder, with a PATH that lacks cmem's virtualenv. Then
+    wait for the detached process that does the work of Stop, SubagentStop and SessionEnd;
+    `foreground` runs it in the hook's own process, whose output a test then sees."""
+    from cmem_git.entry import detach
+
     data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     env = {"HOME": str(project.home), "PATH": MINIMAL_PATH,
-           "CLAUDE_PROJECT_DIR": str(project.root)}
-    return subprocess.run(["sh", "-c", project.hook_command(event)], input=data,
+           "CLAUDE_PROJECT_DIR": str(project.root), **({detach.FOREGROUND: "1"} if foreground
+                                                       else {})}
+    done = subprocess.run(["sh", "-c", project.hook_command(event)], input=data,
                           capture_output=True, cwd=cwd or project.home, env=env, timeout=120)
+    gitdir = project.memory / ".git"
+    assert not gitdir.is_dir() or detach.wait(gitdir, 120), "a detached hook did not finish"
+    return done
 
 
 def payload(event: str, session_id: str, transcript: Path, cwd: Path, **extra: Any

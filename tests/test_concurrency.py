@@ -25,6 +25,8 @@ import pygit2
 import pytest
 from conftest import CORPUS, MINIMAL_PATH, PYTHON, Project, cmem, payload, run_hook
 
+from cmem_git.entry import detach
+
 SHORT = CORPUS / "spotter" / "short.jsonl"
 
 
@@ -32,9 +34,11 @@ SHORT = CORPUS / "spotter" / "short.jsonl"
 
 
 def hook_env(project: Project) -> dict[str, str]:
-    """The environment run_hook gives a hook: Claude Code's, not the test's."""
+    """The environment run_hook gives a hook: Claude Code's, not the test's. In the foreground:
+    what these tests race and kill is the process that commits (Stop and SessionEnd would
+    otherwise hand it to a detached child, out of the test's reach)."""
     return {"HOME": str(project.home), "PATH": MINIMAL_PATH,
-            "CLAUDE_PROJECT_DIR": str(project.root)}
+            "CLAUDE_PROJECT_DIR": str(project.root), detach.FOREGROUND: "1"}
 
 
 def spawn_hook(project: Project, event: str, data: dict[str, Any]) -> subprocess.Popen[bytes]:
@@ -585,7 +589,8 @@ def hook_under_foreign_locks(project: Project, event: str, names: tuple[str, ...
     leave_git_locks(project, names)
     held = {name: (project.memory / ".git" / name).read_bytes() for name in names}
     head = head_id(project)
-    done = run_hook(project, event, payload(event, session, transcript, project.root))
+    done = run_hook(project, event, payload(event, session, transcript, project.root),
+                    foreground=True)
     return Blocked(transcript, head, held, done)
 
 
@@ -689,8 +694,9 @@ def test_a_live_lock_released_in_time_is_waited_for(project: Project, event: str
 
 
 def test_a_lock_held_past_the_bound_is_given_up_and_reported(project: Project) -> None:
-    """SessionEnd hooks share a 1.5 s budget, so SessionEnd waits 0.8 s at most; the next
-    SessionStart tells the user and backs up what SessionEnd could not."""
+    """SessionEnd hooks share a 1.5 s budget, so SessionEnd in the foreground waits 0.8 s at
+    most (detached, it waits as any command does); the next SessionStart tells the user and
+    backs up what SessionEnd could not."""
     session = "held-lock"
     transcript = committed_session(project, session)
     with open(transcript, "ab") as handle:
@@ -700,7 +706,7 @@ def test_a_lock_held_past_the_bound_is_given_up_and_reported(project: Project) -
     holder = hold_lock(project, 4)
     started = time.monotonic()
     done = run_hook(project, "SessionEnd", payload("SessionEnd", session, transcript,
-                                                   project.root))
+                                                   project.root), foreground=True)
     took = time.monotonic() - started
 
     assert holder.poll() is None, f"the hook waited for the holder to let go ({took:.1f} s)"

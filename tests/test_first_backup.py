@@ -97,7 +97,9 @@ def test_a_first_backup_killed_midway_leaves_a_sound_repository_and_the_next_hoo
         ["sh", "-c", project.hook_command("SessionEnd")], stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=project.root,
         env={"HOME": str(project.home), "PATH": "/usr/bin:/bin",
-             "CLAUDE_PROJECT_DIR": str(project.root)}, start_new_session=True)
+             "CLAUDE_PROJECT_DIR": str(project.root),
+             "CMEM_HOOK_FOREGROUND": "1"},  # the process killed is the one that commits
+        start_new_session=True)
     assert process.stdin is not None
     process.stdin.write(json.dumps(payload("SessionEnd", SID, path, project.root)).encode())
     process.stdin.close()

@@ -26,6 +26,9 @@ from typing import Any
 import pytest
 from conftest import CORPUS, MINIMAL_PATH, Project, corpus_transcripts, git_blobs, payload, run_hook
 
+from cmem_git.entry import detach
+from cmem_git.git import lock
+
 SPOTTER = CORPUS / "spotter"
 SHORT = SPOTTER / "short.jsonl"
 COMPACT_SESSION = "4d5611e5-241a-462a-8d15-5122611a9569"
@@ -188,7 +191,10 @@ def event_payload(project: Project, event: str, sid: str, transcript: Path,
 
 def hook(project: Project, event: str, sid: str, transcript: Path,
          **extra: Any) -> subprocess.CompletedProcess[bytes]:
-    return run_hook(project, event, event_payload(project, event, sid, transcript, **extra))
+    """In the hook's own process, whose messages these tests read (Stop and SessionEnd detach
+    otherwise: test_a_detached_hooks_problem_reaches_the_next_session_start)."""
+    return run_hook(project, event, event_payload(project, event, sid, transcript, **extra),
+                    foreground=True)
 
 
 def run_hook_limited(project: Project, event: str, data: dict[str, Any],
@@ -199,7 +205,7 @@ def run_hook_limited(project: Project, event: str, data: dict[str, Any],
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
 
     env = {"HOME": str(project.home), "PATH": MINIMAL_PATH,
-           "CLAUDE_PROJECT_DIR": str(project.root)}
+           "CLAUDE_PROJECT_DIR": str(project.root), detach.FOREGROUND: "1"}
     return subprocess.run(["sh", "-c", project.hook_command(event)],
                           input=json.dumps(data).encode(), capture_output=True,
                           cwd=project.home, env=env, timeout=120, preexec_fn=limit)
@@ -691,7 +697,7 @@ BAD_STDIN = {
 def test_bad_stdin(earlier: Earlier, event: str, case: str) -> None:
     data, expected = BAD_STDIN[case]
     tip = head(earlier.project)
-    said = message(run_hook(earlier.project, event, data), event)
+    said = message(run_hook(earlier.project, event, data, foreground=True), event)
     assert expected in said
     assert head(earlier.project) == tip
     assert_kept(earlier)
@@ -744,6 +750,36 @@ def test_transcript_path_that_cannot_be_read(earlier: Earlier, event: str, case:
         assert sid in (project.memory / "active-context.md").read_text()
 
 
+@pytest.mark.parametrize("event", ["Stop", "SessionEnd"])
+def test_a_detached_hook_returns_at_once_and_its_problem_reaches_the_next_session_start(
+        earlier: Earlier, event: str) -> None:
+    """Stop and SessionEnd, as installed, hand their work to a process of their own and say
+    nothing; what went wrong there is told by the next SessionStart, as any hook problem is."""
+    project = earlier.project
+    sid = session_id(f"detached-{event}")
+    transcript = project.transcripts / f"{sid}.jsonl"
+    shutil.copyfile(SHORT, transcript)
+    gitdir = project.memory / ".git"
+    with lock.RepoLock(gitdir):
+        data = json.dumps(event_payload(project, event, sid, transcript)).encode()
+        env = {"HOME": str(project.home), "PATH": MINIMAL_PATH,
+               "CLAUDE_PROJECT_DIR": str(project.root)}
+        done = subprocess.run(["sh", "-c", project.hook_command(event)], input=data,
+                              capture_output=True, cwd=project.home, env=env, timeout=120)
+        # The hook returned while its child waits for the lock held here.
+        assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+        assert detach.running(gitdir) and commit_ids(project) == earlier.commits
+    assert detach.wait(gitdir, 120)
+    assert_backup(project, sid, SHORT.read_bytes())
+
+    other = session_id(f"detached-{event}-unreadable")
+    broken = unreadable_transcript(project.transcripts, f"{other}.jsonl")
+    quiet(run_hook(project, event, event_payload(project, event, other, broken)))
+    text = context_of(session_start(project, earlier.sid))
+    assert "hook problems" in text and event.lower().replace("sessionend", "session-end") in text
+    assert_kept(earlier)
+
+
 @pytest.mark.parametrize("event", ["PreCompact", "SessionEnd"])
 def test_payload_without_transcript_path(earlier: Earlier, event: str) -> None:
     """Nothing can be backed up without transcript_path: the user must hear of it."""
@@ -752,7 +788,7 @@ def test_payload_without_transcript_path(earlier: Earlier, event: str) -> None:
     shutil.copyfile(SHORT, project.transcripts / f"{sid}.jsonl")
     data = event_payload(project, event, sid, project.transcripts / f"{sid}.jsonl")
     del data["transcript_path"]
-    done = run_hook(project, event, data)
+    done = run_hook(project, event, data, foreground=True)
     assert_kept(earlier)
     said = message(done, event)
     assert "transcript_path" in said

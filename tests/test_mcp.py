@@ -193,3 +193,64 @@ def test_claude_config_dir_is_honoured(project: Project, tmp_path: Path) -> None
     assert cmem("init", cwd=project.root, env=env).returncode == 0
     config = json.loads((tmp_path / "conf" / ".claude.json").read_text())
     assert "cmem" in config["projects"][str(project.root)]["mcpServers"]
+
+
+def test_the_sdk_client_speaks_to_the_server(project: Project, sessions: list[str]) -> None:
+    """The protocol is hand-written (mcp_server.py); the `mcp` SDK's own client checks it:
+    version negotiation, the tool list and its schemas, a call, an error result."""
+    import anyio
+    from mcp import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    server = StdioServerParameters(command=PYTHON, cwd=str(project.home),
+                                   args=["-m", "cmem_git", "mcp", "--project", str(project.root)])
+
+    async def talk() -> tuple[Any, ...]:
+        async with stdio_client(server) as (read, write), ClientSession(read, write) as session:
+            init = await session.initialize()
+            tools = await session.list_tools()
+            found = await session.call_tool("search", {"query": "heron number 7 of session 2"})
+            failed = await session.call_tool("show", {"session": "no-such-session"})
+            return init, tools, found, failed
+
+    init, tools, found, failed = anyio.run(talk)
+    assert init.server_info.name == "cmem" and "search" in (init.instructions or "")
+    assert {tool.name for tool in tools.tools} == {"log", "resume", "search", "show"}
+    assert not found.is_error and f"session {sessions[2]}" in found.content[0].text
+    assert failed.is_error and "no session matches" in failed.content[0].text
+
+
+def test_bad_requests_get_json_rpc_errors_and_the_server_goes_on(client: Client,
+                                                                 sessions: list[str]) -> None:
+    assert client.request("nonsense/method")["error"]["code"] == -32601
+    bad = client.request("tools/call", {"name": "search", "arguments": {"query": 7}})
+    assert bad["error"]["code"] == -32602 and "query" in bad["error"]["message"]
+    unknown = client.request("tools/call", {"name": "rm", "arguments": {}})
+    assert unknown["error"]["code"] == -32602 and "search" in unknown["error"]["message"]
+    assert client.request("ping")["result"] == {}
+    client._send({"jsonrpc": "2.0", "method": "notifications/cancelled"})  # no answer
+    assert client.process.stdin is not None and client.process.stdout is not None
+    client.process.stdin.write(b"{not json\n")
+    client.process.stdin.flush()
+    assert json.loads(client.process.stdout.readline())["error"]["code"] == -32700
+    text, error = client.call("log", limit=1)
+    assert not error and sessions[2] in text
+
+
+def test_an_unknown_protocol_version_gets_the_newest(client: Client) -> None:
+    init = client.request("initialize", {"protocolVersion": "1999-01-01", "capabilities": {},
+                                         "clientInfo": {"name": "test", "version": "1"}})
+    assert init["result"]["protocolVersion"] == mcp_server.VERSIONS[0]
+    assert init["result"]["capabilities"] == {"tools": {"listChanged": False}}
+
+
+def test_the_server_starts_without_the_repository_code(project: Project) -> None:
+    """Claude Code waits for the server before a print-mode session's first request: answering
+    initialize and tools/list must not load pygit2 (nor an MCP SDK)."""
+    done = subprocess.run(
+        [PYTHON, "-X", "importtime", "-m", "cmem_git", "mcp", "--project", str(project.root)],
+        input=b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}\n', capture_output=True,
+        cwd=project.home, timeout=60)
+    assert json.loads(done.stdout)["result"]["tools"]
+    loaded = {line.split("|")[-1].strip() for line in done.stderr.decode().splitlines()}
+    assert "pygit2" not in loaded and "mcp" not in loaded and "cmem_git.entry.mcp_server" in loaded

@@ -554,11 +554,16 @@ def hook(project: Project, event: str, sid: str, transcript: Path,
 
 def run_shell(project: Project, command: str, data: bytes,
               umask: int | None = None) -> subprocess.CompletedProcess[bytes]:
+    from cmem_git.entry import detach
+
     env = {"HOME": str(project.home), "PATH": MINIMAL_PATH,
            "CLAUDE_PROJECT_DIR": str(project.root)}
-    return subprocess.run(["sh", "-c", command], input=data, capture_output=True,
+    done = subprocess.run(["sh", "-c", command], input=data, capture_output=True,
                           cwd=project.home, env=env, timeout=120,
                           preexec_fn=None if umask is None else lambda: os.umask(umask))
+    gitdir = project.memory / ".git"  # Stop and SessionEnd commit in a detached child
+    assert not gitdir.is_dir() or detach.wait(gitdir, 120), "a detached hook did not finish"
+    return done
 
 
 def quiet(done: subprocess.CompletedProcess[bytes]) -> None:

@@ -51,14 +51,17 @@ def recover(store: Store, request: checkpoint.Request, folder: Path) -> list[str
     return problems
 
 
-def remember(store: Store, folder: Path) -> None:
-    """Stamp every transcript in `folder` whose stored copy covers it (after `cmem import`),
-    so that the next SessionStart finds nothing to check instead of reading them all."""
+def remember(store: Store, folder: Path) -> bool:
+    """Stamp every transcript in `folder` whose stored copy covers it (after `cmem import`, or
+    a hook's commit), so that the next SessionStart finds nothing to check instead of reading
+    them all. True when that is every one: SessionStart would find nothing to back up."""
     seen = _load(store.gitdir)
-    for session, stamp in _transcripts(folder):
-        if seen.get(session) != stamp and _stored_size(store, session) == stamp[0]:
-            seen[session] = stamp
-    _save(store.gitdir, seen)
+    found = _transcripts(folder)
+    stamped = {s: stamp for s, stamp in found if seen.get(s) != stamp
+               and _stored_size(store, s) == stamp[0]}
+    if stamped:
+        _save(store.gitdir, {**seen, **stamped})
+    return all({**seen, **stamped}.get(s) == stamp for s, stamp in found)
 
 
 def _transcripts(folder: Path) -> list[tuple[str, list[int]]]:

@@ -1,4 +1,4 @@
-"""Setting cmem up and looking after it: init, uninstall, hook, doctor, mcp, help."""
+"""Setting cmem up and looking after it: init, uninstall, hook, doctor, help."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from .. import paths
-from ..errors import NotInitialized
 from ..read import revisions
 from .devices import _report_outcome
 from .options import _device, _limits, _print_report, _project_here, _store, cli
@@ -77,9 +76,10 @@ def uninstall() -> None:
 @click.argument("event", metavar="EVENT")
 def hook(event: str) -> None:
     """Run a Claude Code hook: session-start, pre-compact, session-end, stop or subagent-stop.
-    Reads the event's JSON on stdin and always exits 0."""
-    from ..entry import hooks
-    hooks.main(event)
+    Reads the event's JSON on stdin and always exits 0. Stop, SubagentStop and SessionEnd
+    return at once and commit in a detached process (CMEM_HOOK_FOREGROUND=1: in this one)."""
+    from ..entry import detach
+    detach.main(event)
 
 
 @cli.command()
@@ -109,19 +109,6 @@ def doctor(fix: bool) -> None:
     if found:
         raise SystemExit(1)
     click.echo("everything is in order")
-
-
-@cli.command(name="mcp")
-@click.option("--project", "folder", type=click.Path(file_okay=False, path_type=Path),
-              help="The project whose memory to serve (default: the one here or above).")
-def mcp_command(folder: Path | None) -> None:
-    """Serve the memory to Claude as an MCP server on stdin/stdout (tools: search, show, log,
-    resume). `cmem init` registers it with Claude Code for this project."""
-    from ..entry import mcp_server
-    project = paths.find_project(folder or Path.cwd())
-    if project is None:
-        raise NotInitialized(f"no .claude/memory repository in {folder or Path.cwd()} or above")
-    mcp_server.serve(project)
 
 
 @cli.command(name="help")

@@ -36,8 +36,9 @@ COMMAND_MODULES = {
     "devices": ("remote", "pull", "push", "sync"),
     "documents": ("doc", "resume", "coalesce", "discard", "fresh-start"),
     "find": ("import", "export", "search", "scan"),
-    "install": ("init", "uninstall", "hook", "doctor", "mcp", "help"),
+    "install": ("init", "uninstall", "hook", "doctor", "help"),
     "purge": ("purge",),
+    "server": ("mcp",),
 }
 
 

@@ -30,17 +30,21 @@ from ..repo.config import Config, load_config, network_limits
 from ..repo.events import BY_NAME, HookEvent
 from ..repo.history import last_for_session
 from ..repo.store import Store
+from . import detach
 
 if TYPE_CHECKING:
     import pygit2
 
     from ..git.transport import Limits
+    from ..read import context_text
 
-_MAX_INPUT = 16 * 1024 * 1024
 _SYNC_TIMEOUT = 8.0  # at most, seconds for each git network call a hook makes
 _SYNC_WAIT = 2.0  # SessionStart waits this long for another cmem's fetch or push, then skips
 BACKGROUND_SYNC = "background-sync"
 _INDEX_CHEAP_BYTES = 1024 * 1024  # new blobs a hook indexes itself after its commit
+# A detached hook (detach.py) is in nobody's way: it stores a first backup for this long (the
+# rest waits for the next hook) and waits for the repository lock as long as any command does.
+_DETACHED_BUDGET = 60.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class _Run:
     project: Path
     store: Store
     config: Config
+    detached: bool = False
     problems: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
@@ -105,15 +110,15 @@ def _path(payload: Mapping[str, Any], key: str) -> Path | None:
     return Path(value)
 
 
-def run(name: str, data: bytes, environ: Mapping[str, str]) -> Output:
+def run(name: str, data: bytes, environ: Mapping[str, str], detached: bool = False) -> Output:
     """Handle one hook event. Never raises."""
-    project = _project(environ, None)
+    project = detach.project(environ, None)
     try:
         event = parse(name, data)
-        project = _project(environ, event.cwd)
+        project = detach.project(environ, event.cwd)
         if project is None:
             raise NotInitialized("no .claude/memory repository for this project")
-        run_ = _start(event, project)
+        run_ = _start(event, project, detached)
         output = _handle(run_)
         # After the commit, never waited for: a detached process packs when it is due.
         packing.start_if_due(run_.store.gitdir)
@@ -122,16 +127,7 @@ def run(name: str, data: bytes, environ: Mapping[str, str]) -> Output:
         return _failure(name, project, error)
 
 
-def _project(environ: Mapping[str, str], cwd: Path | None) -> Path | None:
-    """CLAUDE_PROJECT_DIR names the project root and does not follow `cd`; cwd is a fallback."""
-    for start in (environ.get("CLAUDE_PROJECT_DIR"), cwd):
-        found = paths.find_project(Path(start)) if start else None
-        if found is not None:
-            return found
-    return None
-
-
-def _start(event: Event, project: Path) -> _Run:
+def _start(event: Event, project: Path, detached: bool) -> _Run:
     store = Store.open(paths.memory_dir(project))
     problems = []
     try:
@@ -140,7 +136,7 @@ def _start(event: Event, project: Path) -> _Run:
         config = Config()
         problems.append(f"{error}; using default settings until it is fixed")
     store.filter = checkpoint.redaction(config)
-    return _Run(event, project, store, config, problems)
+    return _Run(event, project, store, config, detached, problems)
 
 
 def _handle(run_: _Run) -> Output:
@@ -156,20 +152,26 @@ def _backup(run_: _Run, event: HookEvent) -> Output:
         return Output()
     if _commit(run_, event) is not None:
         _refresh_index(run_.store)
+        if run_.detached and not run_.problems and not _syncing(run_):
+            _keep_start(run_, _folder(run_))
     return _report(run_)
 
 
 def _session_end(run_: _Run, event: HookEvent) -> Output:
-    """Commit with the exit recorded in active-context.md; the push runs detached."""
+    """Commit with the exit recorded in active-context.md; the push runs detached. Detached,
+    nobody waits: what the next SessionStart would say is kept for it."""
     _commit(run_, event, _exit_recorder(run_.event))
     if _syncing(run_):
         _spawn_background_sync(run_)
+    elif run_.detached and not run_.problems:
+        _keep_start(run_, _folder(run_))
     return _report(run_)
 
 
 def _commit(run_: _Run, event: HookEvent, edit: checkpoint.Edit | None = None
             ) -> pygit2.Oid | None:
-    result = checkpoint.take(run_.store, _request(run_, edit), event.wait)
+    result = checkpoint.take(run_.store, _request(run_, edit),
+                             None if run_.detached else event.wait)
     run_.problems += result.problems + run_.store.notices
     return result.commit
 
@@ -200,7 +202,7 @@ def _spawn_background_sync(run_: _Run) -> None:
 def background_sync(environ: Mapping[str, str]) -> int:
     """The detached sync SessionEnd starts; failures wait for the next SessionStart."""
     from ..remote import sync
-    project = _project(environ, None)
+    project = detach.project(environ, None)
     if project is None:
         return 0
     store = Store.open(paths.memory_dir(project))
@@ -248,7 +250,8 @@ def _request(run_: _Run, edit: checkpoint.Edit | None = None) -> checkpoint.Requ
     detail = (table.trailer, event.detail) if table.trailer and event.detail else None
     return checkpoint.Request(event.name, event.session_id, _transcript(run_),
                               run_.config.device, detail, edit,
-                              deadline=run_.started + table.budget)
+                              deadline=run_.started + (_DETACHED_BUDGET if run_.detached
+                                                       else table.budget))
 
 
 def _transcript(run_: _Run) -> Path | None:
@@ -274,24 +277,63 @@ def _throttled(run_: _Run) -> bool:
 
 def _session_start(run_: _Run, _: HookEvent) -> Output:
     from ..capture import recovery
-    from ..read import context
+    from ..read import context, context_text
     event = run_.event
-    folder = (event.transcript.parent if event.transcript and event.transcript.parent.is_dir()
-              else paths.transcripts_dir(run_.project))
+    folder = _folder(run_)
     run_.problems += recovery.recover(run_.store, _request(run_), folder)
-    synced = _sync_now(run_) if _syncing(run_) else None
+    syncing = _syncing(run_)
+    synced = _sync_now(run_) if syncing else None
     lagging = _behind(run_.store, folder)
-    synced = "\n".join(part for part in (synced, lagging) if part) or None
     errors = errorlog.take_pending(run_.store.gitdir)
-    settings = context.Settings(run_.config.staleness_hours, run_.config.memory_size_warning_kib)
-    text = context.render(run_.store, settings, errors, run_.problems, synced,
-                          source=event.detail, session=event.session_id)
+    settings = _settings(run_.config)
+    facts = context.facts(run_.store, settings, lagging)
+    text = context_text.render(run_.store.gitdir, facts, settings, time.time(), event.detail,
+                               event.session_id, synced, errors, run_.problems)
     output: dict[str, Any] = {"hookSpecificOutput": {"hookEventName": "SessionStart",
                                                      "additionalContext": text}}
     if run_.problems or errors or lagging:
         shown = run_.problems + ([lagging] if lagging else [])
         output["systemMessage"] = _message(shown or ["earlier hook problems: see context"])
+    elif not syncing:
+        _keep_start(run_, folder, facts)
     return Output(stdout=json.dumps(output))
+
+
+def _folder(run_: _Run) -> Path:
+    """The folder of the project's transcripts: the payload's transcript's, else Claude Code's
+    for this project (warm_start.py picks it the same way)."""
+    transcript = run_.event.transcript
+    return (transcript.parent if transcript is not None and transcript.parent.is_dir()
+            else paths.transcripts_dir(run_.project))
+
+
+def _settings(config: Config) -> context_text.Settings:
+    from ..read import context_text
+    return context_text.Settings(config.staleness_hours, config.memory_size_warning_kib)
+
+
+def _keep_start(run_: _Run, folder: Path, facts: context_text.Facts | None = None) -> None:
+    """Keep what the next SessionStart would say, when it would find nothing to back up, so that
+    it answers without the repository (start_cache.py). Never raises."""
+    from ..capture import recovery
+    from ..read import context, start_cache
+    from ..repo import automemory
+    store = run_.store
+    try:
+        tip = store.tip()
+        if (tip is None or not run_.config.events.enabled(BY_NAME["session-start"])
+                or not recovery.remember(store, folder)):
+            return
+        settings = _settings(run_.config)
+        facts = facts or context.facts(store, settings)
+        files = [paths.config_path(run_.project), store.gitdir / "config",
+                 store.gitdir / "index", *(store.workdir / name for name in memory.FILES)]
+        start_cache.save(store.gitdir, str(tip.id), files, [folder],
+                         [automemory.local_folder(store.workdir)], facts.to_json(),
+                         {"staleness_hours": settings.staleness_hours,
+                          "size_warning_kib": settings.size_warning_kib})
+    except Exception as error:  # the cache only saves work: the commit before it stands
+        errorlog.log_traceback(store.gitdir, error)
 
 
 # Every event of the table has its handler (tests/test_events.py checks it).
@@ -356,7 +398,8 @@ def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def main(name: str) -> int:
+def main(name: str, data: bytes, detached: bool = False) -> int:
+    """One hook, its input read (detach.main, where every hook process starts)."""
     if name == BACKGROUND_SYNC:
         return background_sync(os.environ)
     if name == packing.BACKGROUND_PACK:
@@ -364,8 +407,7 @@ def main(name: str) -> int:
     if name not in BY_NAME:
         sys.stderr.write(f"cmem hook: unknown event {name!r}; one of {', '.join(BY_NAME)}\n")
         return 0
-    data = b"" if sys.stdin.isatty() else sys.stdin.buffer.read(_MAX_INPUT)
-    output = run(name, data, os.environ)
+    output = run(name, data, os.environ, detached)
     sys.stdout.write(output.stdout)
     sys.stderr.write(output.stderr)
     return 0

@@ -1,38 +1,30 @@
 """`cmem mcp`: the memory's history as tools Claude can call, over stdio.
 
-Claude Code starts the server as a child process and speaks MCP (JSON-RPC) on its stdin and
-stdout. The tools answer from the repository and the search index as they are at the moment of
-the call, so a session committed a minute ago by a hook is found. Every answer is text bounded
-to MAX_CHARS (Claude Code warns above 10,000 tokens of tool output and it all costs context)
-and says how to ask for more. The `mcp` SDK (pydantic, anyio, ...) is imported only here, when
-the server starts: hooks and the other commands never pay for it.
-
-The tool functions below return plain strings and are what the server registers; they take
-the project folder so that tests can call them without a server too.
+Claude Code starts the server as a child process when a session starts and, in print mode,
+waits for it before the first request: so the server answers `initialize` and `tools/list` from
+the standard library alone, and loads the repository code (mcp_tools.py) at the first tool
+call. MCP's stdio transport is JSON-RPC 2.0, one message per line; this module speaks the part
+a tools-only server needs (initialize, ping, tools/list, tools/call). The `mcp` SDK did it
+before, but importing it (pydantic, anyio, ...) took 0.9 s of every session's start-up;
+tests/test_mcp.py checks this server with the SDK's own client.
 """
 
 from __future__ import annotations
 
+import json
+import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from .. import paths
-from ..capture.backup import MAIN, ROOT
-from ..errors import CmemError
-from ..git import chunks
-from ..git.trees import subtree
-from ..read import docs, recall, render, revisions, search_index, times
-from ..read.output import when
-from ..read.reading import session_id
-from ..repo.history import Filter, describe
-from ..repo.history import log as history_log
-from ..repo.store import Store
-
-MAX_CHARS = 8000
+# The protocol versions this server speaks, newest first; a client asking for another one gets
+# the newest, and decides whether to go on (MCP's version negotiation).
+VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
+MAX_CHARS = 8000  # per answer (Claude Code warns above 10,000 tokens of tool output)
 MAX_HITS = 30
 MAX_RECORDS = 40
-_NOTE_ROOM = 200
+_MAX_LINE = 16 * 1024 * 1024
 
 INSTRUCTIONS = """\
 This project's Claude Code history, versioned by cmem: every session (including ones Claude
@@ -42,162 +34,154 @@ already have said, `search` whether it happened before; `show` reads the records
 `log` lists recent sessions and documents; `resume` gives the last session document and what
 happened since."""
 
-
-def _store(project: Path) -> Store:
-    return Store.open(paths.memory_dir(project))
+_TEXT = {"type": ["string", "null"], "default": None}
 
 
-def _bounded(parts: list[str], more: str) -> str:
-    """Join `parts` while they fit in MAX_CHARS (less room for the note); say what was left
-    out and how to get it."""
-    out: list[str] = []
-    size = 0
-    for index, part in enumerate(parts):
-        if size + len(part) + 1 > MAX_CHARS - _NOTE_ROOM:
-            out.append(f"… {len(parts) - index} more not shown ({more})")
-            break
-        out.append(part)
-        size += len(part) + 1
-    return "\n".join(out)
+def _schema(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required,
+            "additionalProperties": False}
 
 
-def search(project: Path, query: str, session: str | None = None, kind: str | None = None,
-           since: str | None = None, until: str | None = None, limit: int = 10,
-           ignore_case: bool = True) -> str:
-    store = _store(project)
-    ask = recall.Ask(query, ignore_case, session, _time(since), _time(until),
-                     (kind,) if kind else (), min(max(limit, 1), MAX_HITS) + 1)
-    hits = search_index.read(store, lambda db: recall.find(db, ask))
-    if not hits:
-        return f"no match for {query!r}" + (" with these filters" if session or kind or since
-                                            or until else "")
-    shown = hits[:ask.limit - 1 if ask.limit else None]
-    parts = [_hit_text(hit) for hit in shown]
-    if len(hits) > len(shown):
-        parts.append(f"(more hits: raise limit, at most {MAX_HITS}, or narrow with session, "
-                     "kind, since or until)")
-    return _bounded(parts, "narrow the search or lower limit")
+TOOLS: list[dict[str, Any]] = [
+    {"name": "search", "description": (
+        "Search everything ever said in this project's Claude Code sessions (user prompts, "
+        "Claude's replies, tool calls and results, subagents, compaction summaries), session "
+        "documents and memory files, across all history. `query` is an exact phrase "
+        "(case-insensitive unless ignore_case is false). Filters: session (id prefix), kind "
+        "(user, assistant, tool, summary, doc, memory), since/until ('2 days ago', "
+        "'2026-11-20'). Best hits first."),
+     "inputSchema": _schema(["query"], query={"type": "string"}, session=_TEXT, kind=_TEXT,
+                            since=_TEXT, until=_TEXT,
+                            limit={"type": "integer", "default": 10},
+                            ignore_case={"type": "boolean", "default": True})},
+    {"name": "show", "description": (
+        "Read records of a session's transcript, e.g. around a search hit: session (id "
+        f"prefix), line (the hit's record number), count (at most {MAX_RECORDS}), file "
+        "(main.jsonl, or subagents/<name>.jsonl), commit (a search hit's commit, for a version "
+        "since rewritten)."),
+     "inputSchema": _schema(["session"], session={"type": "string"},
+                            line={"type": "integer", "default": 1},
+                            count={"type": "integer", "default": 5},
+                            file={"type": "string", "default": "main.jsonl"}, commit=_TEXT)},
+    {"name": "log", "description": (
+        "Recent commits of the memory, newest first: session backups (with their session ids) "
+        "and session documents. Filter by session or event (session-end, pre-compact, "
+        "document, ...)."),
+     "inputSchema": _schema([], limit={"type": "integer", "default": 20}, session=_TEXT,
+                            event=_TEXT)},
+    {"name": "resume", "description": (
+        "The last session document and what happened since it: what a new session needs to "
+        "pick up where the last one left off."),
+     "inputSchema": _schema([], max_chars={"type": "integer", "default": MAX_CHARS})},
+]
 
 
-def _hit_text(hit: recall.Hit) -> str:
-    where = recall.short_file(hit.file, hit.session)
-    unit = "record" if hit.file.endswith(".jsonl") else "line"
-    return (f"- session {hit.session or '-'} · {when(hit.time, False)} · {hit.kind} · "
-            f"{where} {unit} {hit.line} · commit {hit.commit[:10]}\n  {hit.snippet}")
+class _Invalid(Exception):
+    """A request this server cannot take: a JSON-RPC error answer, never the end of the loop."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
-def _time(text: str | None) -> float | None:
-    return times.parse_time(text) if text else None
+def serve(project: Path, stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> None:
+    """Answer requests until the client closes stdin (or stops the process)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Claude Code stops its servers with SIGINT
+    reader = stdin or sys.stdin.buffer
+    writer = stdout or sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing but answers may reach the protocol channel
+    while True:
+        line = reader.readline(_MAX_LINE + 1)
+        if not line:
+            return
+        if line.strip():
+            answer = handle(project, line)
+            if answer is not None:
+                writer.write(json.dumps(answer).encode() + b"\n")
+                writer.flush()
 
 
-def show(project: Path, session: str, line: int = 1, count: int = 5, file: str = MAIN,
-         commit: str | None = None) -> str:
-    """Records `line` .. `line + count - 1` of a session's file, rendered for reading."""
-    store = _store(project)
-    at = revisions.resolve(store, commit or "HEAD")
-    sid = session_id(store, at, session)
-    listing = chunks.listing(store.repo, subtree(at.tree, f"{ROOT}/{sid}/{file}"))
-    if not listing:
-        raise CmemError(f"session {sid} has no {file} in {str(at.id)[:8]}",
-                        hint="the file names are in search hits (e.g. subagents/agent-x.jsonl)")
-    count = min(max(count, 1), MAX_RECORDS)
-    records = _lines(store, listing, max(line, 1) - 1, count)
-    parts = [f"session {sid} · {file} · as of commit {str(at.id)[:10]}"]
-    for number, data in records:
-        text = render.record(data) if file.endswith(".jsonl") else data.decode("utf-8", "replace")
-        parts.append(f"[record {number}] {text or '(nothing to show in this record)'}")
-    if not records:
-        parts.append(f"no record {line}: the file has fewer")
-    text = _bounded(parts, "show fewer records")
-    shown = text.count("\n[record ")
-    if records:
-        text += f"\n(next: show with line={records[0][0] + max(shown, 1)})"
-    return text
+def handle(project: Path, line: bytes) -> dict[str, Any] | None:
+    """The answer to one line, or None for a notification (or a client's own answer)."""
+    try:
+        message = json.loads(line) if len(line) <= _MAX_LINE else None
+    except ValueError as error:
+        return _error(None, -32700, f"parse error: {error}")
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+        return _error(None, -32600, "not a JSON-RPC 2.0 message (one object per line)")
+    method, ident = message.get("method"), message.get("id")
+    if not isinstance(method, str):
+        return None if "id" in message and ("result" in message or "error" in message) \
+            else _error(ident, -32600, "no method")
+    try:
+        result = _dispatch(project, method, message.get("params") or {})
+    except _Invalid as error:
+        return None if "id" not in message else _error(ident, error.code, str(error))
+    return None if "id" not in message else {"jsonrpc": "2.0", "id": ident, "result": result}
 
 
-def _lines(store: Store, listing: list[chunks.Chunk], start: int,
-           count: int) -> list[tuple[int, bytes]]:
-    """(1-based line number, line) for `count` lines from 0-based line `start`, reading only
-    the chunks that hold them (chunk names carry their first line number)."""
-    first = max((i for i, c in enumerate(listing) if c.line <= start), default=0)
-    found: list[tuple[int, bytes]] = []
-    for chunk in listing[first:]:
-        lines = chunks.blob_data(store.repo, chunk.oid).split(b"\n")
-        if lines and lines[-1] == b"":
-            lines.pop()
-        for offset, data in enumerate(lines):
-            number = chunk.line + offset
-            if number >= start:
-                found.append((number + 1, data))
-            if len(found) >= count:
-                return found
-    return found
+def _dispatch(project: Path, method: str, params: Any) -> dict[str, Any]:
+    if not isinstance(params, dict):
+        raise _Invalid(-32602, "params must be an object")
+    if method == "initialize":
+        from .. import __version__
+        asked = params.get("protocolVersion")
+        return {"protocolVersion": asked if asked in VERSIONS else VERSIONS[0],
+                "capabilities": {"tools": {"listChanged": False}},
+                "serverInfo": {"name": "cmem", "version": __version__},
+                "instructions": INSTRUCTIONS}
+    if method == "tools/list":
+        return {"tools": TOOLS}
+    if method == "tools/call":
+        return _call(project, params)
+    if method == "ping" or method.startswith("notifications/"):
+        return {}
+    raise _Invalid(-32601, f"method not found: {method}")
 
 
-def log(project: Path, limit: int = 20, session: str | None = None,
-        event: str | None = None) -> str:
-    store = _store(project)
-    tip = store.tip()
-    entries = history_log(store.repo, tip.id if tip else None, min(max(limit, 1), 100),
-                          Filter(session, event, None, None))
-    parts = [f"{str(e.id)[:10]} {when(e.time, False)} {e.event or 'commit'} "
-             f"session {e.session or '-'}: {describe(e)}" for e in entries]
-    return _bounded(parts or ["no commits"], "lower limit or filter by session or event")
+def _call(project: Path, params: dict[str, Any]) -> dict[str, Any]:
+    name, arguments = params.get("name"), params.get("arguments") or {}
+    tool = next((t for t in TOOLS if t["name"] == name), None)
+    if tool is None:
+        raise _Invalid(-32602, f"unknown tool {name!r}; the tools: "
+                               f"{', '.join(t['name'] for t in TOOLS)}")
+    try:
+        return _text(_run(project, tool, arguments), False)
+    except _Invalid:
+        raise
+    except Exception as error:  # an answer Claude can act on, never the end of the server
+        from ..errors import CmemError
+        hint = f" (hint: {error.hint})" if isinstance(error, CmemError) and error.hint else ""
+        kind = "" if isinstance(error, CmemError) else f"{type(error).__name__}: "
+        return _text(f"{kind}{error}{hint}", True)
 
 
-def resume(project: Path, max_chars: int = MAX_CHARS) -> str:
-    return docs.resume(_store(project), min(max(max_chars, 500), MAX_CHARS))
+def _run(project: Path, tool: dict[str, Any], arguments: Any) -> str:
+    schema = tool["inputSchema"]
+    if not isinstance(arguments, dict):
+        raise _Invalid(-32602, "arguments must be an object")
+    wrong = [key for key, value in arguments.items()
+             if key not in schema["properties"] or not _fits(value, schema["properties"][key])]
+    missing = [key for key in schema["required"] if key not in arguments]
+    if wrong or missing:
+        raise _Invalid(-32602, f"invalid arguments for {tool['name']}: "
+                               f"{', '.join(wrong + missing)} (see its inputSchema)")
+    from . import mcp_tools
+    function: Callable[..., str] = getattr(mcp_tools, tool["name"])
+    return function(project, **arguments)
 
 
-def serve(project: Path) -> None:
-    """Run the server on stdin/stdout until the client closes it."""
-    from mcp.server.mcpserver import MCPServer
-    from mcp.server.mcpserver.exceptions import ToolError
+def _fits(value: Any, schema: dict[str, Any]) -> bool:
+    kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+    checks = {"string": lambda v: isinstance(v, str), "null": lambda v: v is None,
+              "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+              "boolean": lambda v: isinstance(v, bool)}
+    return any(checks[kind](value) for kind in kinds)
 
-    from .. import __version__
 
-    server = MCPServer("cmem", instructions=INSTRUCTIONS, version=__version__)
+def _text(text: str, error: bool) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": text}], "isError": error}
 
-    def answer(tool: Callable[..., str], *args: Any) -> str:
-        """A cmem error is an answer Claude can act on (the SDK hides other messages)."""
-        try:
-            return tool(project, *args)
-        except CmemError as error:
-            hint = f" (hint: {error.hint})" if error.hint else ""
-            raise ToolError(f"{error}{hint}") from error
 
-    @server.tool(name="search", structured_output=False, description=(
-                 "Search everything ever said in this project's Claude Code "
-                 "sessions (user prompts, Claude's replies, tool calls and results, subagents, "
-                 "compaction summaries), session documents and memory files, across all "
-                 "history. `query` is an exact phrase (case-insensitive unless ignore_case is "
-                 "false). Filters: session (id prefix), kind (user, assistant, tool, summary, "
-                 "doc, memory), since/until ('2 days ago', '2026-11-20'). Best hits first."))
-    def search_tool(query: str, session: str | None = None, kind: str | None = None,
-                    since: str | None = None, until: str | None = None, limit: int = 10,
-                    ignore_case: bool = True) -> str:
-        return answer(search, query, session, kind, since, until, limit, ignore_case)
-
-    @server.tool(name="show", structured_output=False, description=(
-                 "Read records of a session's transcript, e.g. around a search "
-                 "hit: session (id prefix), line (the hit's record number), count (at most "
-                 f"{MAX_RECORDS}), file (main.jsonl, or subagents/<name>.jsonl), commit (a "
-                 "search hit's commit, for a version since rewritten)."))
-    def show_tool(session: str, line: int = 1, count: int = 5, file: str = MAIN,
-                  commit: str | None = None) -> str:
-        return answer(show, session, line, count, file, commit)
-
-    @server.tool(name="log", structured_output=False, description=(
-                 "Recent commits of the memory, newest first: session backups "
-                 "(with their session ids) and session documents. Filter by session or event "
-                 "(session-end, pre-compact, document, ...)."))
-    def log_tool(limit: int = 20, session: str | None = None, event: str | None = None) -> str:
-        return answer(log, limit, session, event)
-
-    @server.tool(name="resume", structured_output=False, description=(
-                 "The last session document and what happened since it: what a "
-                 "new session needs to pick up where the last one left off."))
-    def resume_tool(max_chars: int = MAX_CHARS) -> str:
-        return answer(resume, max_chars)
-
-    server.run("stdio")
+def _error(ident: Any, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": ident, "error": {"code": code, "message": message}}

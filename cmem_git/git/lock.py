@@ -37,6 +37,22 @@ def temp_dir(gitdir: Path) -> Path:
     return folder
 
 
+def alive(pid: int) -> bool:
+    """Whether `pid` still runs. A killed hook whose parent died too can stay a zombie for
+    good (a container's init may never reap it): it answers signals, yet writes nothing."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return True  # no /proc: trust the signal
+    return stat.rpartition(b")")[2].split()[:1] != [b"Z"]
+
+
 class RepoLock:
     def __init__(self, gitdir: Path, wait: float = DEFAULT_WAIT) -> None:
         self.gitdir = gitdir

@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 import pygit2
 
-from .lock import state_dir, temp_dir
+from .lock import alive, state_dir, temp_dir
 
 LEVEL = 1
 _BLOB = 3  # git's object type number for a blob
@@ -169,21 +169,5 @@ def _clear_dead(folder: Path) -> None:
     """Temp packs of writers that died (SIGKILL mid-backup): their pid is gone."""
     for path in folder.glob(f"{_TEMP_PREFIX}*"):
         pid = path.name[len(_TEMP_PREFIX):].split("-")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
             path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    """Whether `pid` still runs. A killed hook whose parent died too can stay a zombie for
-    good (a container's init may never reap it): it answers signals, yet writes nothing."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return True  # no /proc: trust the signal
-    return stat.rpartition(b")")[2].split()[:1] != [b"Z"]

@@ -24,6 +24,8 @@ from typing import Any
 
 from conftest import MINIMAL_PATH, Project, cmem
 
+from cmem_git.entry import detach
+
 from .mock_api import MockApi
 
 # Claude Code's debug lines for a finished hook, e.g.
@@ -109,14 +111,17 @@ class Claude:
     logs: Path
     runs: list[Run] = field(default_factory=list)
 
-    def __call__(self, machine: Machine, prompt: str, *args: str, check: bool = True) -> Run:
+    def __call__(self, machine: Machine, prompt: str, *args: str, check: bool = True,
+                 env: dict[str, str] | None = None) -> Run:
         debug = self.logs / f"debug-{len(self.runs):02d}.log"
         command = [str(self.binary), "-p", prompt, "--output-format", "json",
                    "--dangerously-skip-permissions", "--debug-file", str(debug), *args]
         first = len(self.api.messages())
-        done = subprocess.run(command, cwd=machine.root, env=self._env(machine),
+        done = subprocess.run(command, cwd=machine.root, env={**self._env(machine), **(env or {})},
                               capture_output=True, text=True, timeout=180,
                               stdin=subprocess.DEVNULL)
+        gitdir = machine.memory / ".git"  # Stop and SessionEnd commit in detached processes
+        assert not gitdir.is_dir() or detach.wait(gitdir, 120), "a detached hook did not finish"
         text = debug.read_text(errors="replace") if debug.exists() else ""
         run = Run(command, done.returncode, done.stdout, done.stderr, text, hook_runs(text), first)
         self.runs.append(run)

@@ -9,6 +9,8 @@ Replies are scripted from the prompt, so a test writes what it wants Claude to d
 
 - `MOCK:bash <command>` (up to the end of the line): a Bash tool_use running the command;
   after its result comes back, a text turn saying so;
+- `MOCK:tool <name> <JSON arguments>`: a tool_use of any tool the request offers (e.g. an MCP
+  server's `mcp__cmem__search`), then a text turn quoting the result;
 - `MOCK:agent <prompt>`: an Agent tool_use (the subagent tool; older versions call it Task)
   whose subagent gets the prompt and answers with plain text;
 - a compaction request (Claude Code asks for a summary of the conversation): a `<summary>`
@@ -31,6 +33,7 @@ LOCALHOST = "127.0.0.1"
 _ids = itertools.count(1)
 _BASH = re.compile(r"MOCK:bash (.+)")
 _AGENT = re.compile(r"MOCK:agent (.+)")
+_TOOL = re.compile(r"MOCK:tool (\S+) (\{.*\})")
 # Claude Code's compaction prompt; its wording changes, these words have stayed.
 _COMPACT = re.compile(r"summary of the conversation|create a detailed summary", re.I)
 MARKER = re.compile(r"MARK-[A-Za-z0-9-]+")
@@ -179,6 +182,8 @@ def reply_for(body: Json) -> tuple[str, list[Json]]:
                                           "prompt": match.group(1).strip(),
                                           "subagent_type": "general-purpose",
                                           "run_in_background": False})]
+    if (match := _TOOL.search(prompt)) and _offers(body, match.group(1)):
+        return "tool", [_tool_use(match.group(1), json.loads(match.group(2)))]
     return "text", [_text(f"reply to: {prompt.strip()[:60]}")]
 
 

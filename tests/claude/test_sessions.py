@@ -188,3 +188,21 @@ def test_resumes_send_one_full_context_and_then_only_what_changed(claude: Claude
     request = json.dumps(claude.api.messages()[again.first_request].body)
     assert request.count("cmem (session memory in .claude/memory):") == 1, request
     assert request.count("cmem (resume): ") == 2, request
+
+
+def test_claude_calls_the_mcp_server(claude: Claude, machine: Machine) -> None:
+    """The real client connects to `cmem mcp` (registered by `cmem init`) and calls its search
+    tool; the answer comes back from the memory a hook committed in the session before. (MCP
+    tools are offered directly, not behind ToolSearch, so that the mock can call one.)"""
+    first = claude(machine, "remember MARK-heron-recall")
+    verify(machine, first, EVERY_TURN)
+    run = claude(machine, 'MOCK:tool mcp__cmem__search {"query": "MARK-heron-recall"}',
+                 env={"ENABLE_TOOL_SEARCH": "false"})
+    verify(machine, run, EVERY_TURN)
+    assert 'MCP server "cmem": Successfully connected' in run.debug
+    replies = [r.reply for r in claude.api.messages()[run.first_request:]]
+    assert replies[:2] == ["tool", "after-tool"], replies
+    result = json.dumps([b for m in claude.api.messages()[run.first_request + 1].body["messages"]
+                         for b in m["content"] if isinstance(m["content"], list)
+                         and b.get("type") == "tool_result"])
+    assert f"- session {first.session_id}" in result and "MARK-heron-recall" in result, result
