@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Start-up benchmark: `cmem --version`, `cmem log -n 20` and a warm `cmem search` as whole
 processes, this tree against another one (e.g. the commit before a change), interleaved run by
-run so that both see the same load, beside `python -c pass` and `python -c "import sqlite3"`.
+run so that both see the same load, beside `python -c pass`, `python -c "import sqlite3"` and
+`git log -n 20` in the memory repository (the same for both trees: git is no tree's).
 
 Run it in a project whose memory is set up (and whose search index is current: search once
 first), with the Python that has cmem installed:
@@ -27,7 +28,7 @@ import time
 def one(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, *argv], stdout=subprocess.DEVNULL, env=env, check=False)
+    subprocess.run(argv, stdout=subprocess.PIPE, env=env, check=False)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
@@ -45,12 +46,14 @@ def main() -> int:
     parser.add_argument("--word", default="decorator", help="what `cmem search` looks for")
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
+    python = [sys.executable]
     commands = {
-        "python -c pass": ["-c", "pass"],
-        "python -c 'import sqlite3'": ["-c", "import sqlite3"],
-        "cmem --version": ["-m", "cmem_git", "--version"],
-        "cmem log -n 20": ["-m", "cmem_git", "log", "-n", "20"],
-        f"cmem search {args.word}": ["-m", "cmem_git", "search", args.word],
+        "python -c pass": [*python, "-c", "pass"],
+        "python -c 'import sqlite3'": [*python, "-c", "import sqlite3"],
+        "cmem --version": [*python, "-m", "cmem_git", "--version"],
+        "git log -n 20": ["git", "-C", ".claude/memory", "log", "-n", "20"],
+        "cmem log -n 20": [*python, "-m", "cmem_git", "log", "-n", "20"],
+        f"cmem search {args.word}": [*python, "-m", "cmem_git", "search", args.word],
     }
     trees = {"other tree": {**os.environ, "PYTHONPATH": args.old}, "this tree": dict(os.environ)}
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {args.runs} runs "

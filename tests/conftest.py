@@ -22,6 +22,25 @@ SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 REAL_HOME = Path(os.path.expanduser("~")).resolve()
 PYTHON = sys.executable
 MINIMAL_PATH = "/usr/bin:/bin"
+# A process running the CLI as the `cmem` script does, then saying which modules it loaded (on
+# stderr's last line). Its arguments: "fast" or "full", a fast path's switch as
+# "module:function", then cmem's arguments; "full" makes the switch answer None, so the same
+# command takes the path through pygit2 (tests/test_fast_search.py, test_fast_log.py).
+FAST_OR_FULL = """
+import importlib, sys
+if sys.argv[1] == "full":
+    module, name = sys.argv[2].split(":")
+    setattr(importlib.import_module(module), name, lambda *args, **kwargs: None)
+from cmem_git.cli import main
+try:
+    status = main(sys.argv[3:])
+except SystemExit as stop:
+    status = stop.code if isinstance(stop.code, int) else 1
+sys.stdout.flush()
+sys.stderr.write("\\nloaded: " + " ".join(sorted(m for m in sys.modules if m.startswith(
+    ("pygit2", "cmem_git.cli.", "cmem_git.repo")))) + "\\n")
+sys.exit(status)
+"""
 
 
 def corpus_transcripts() -> list[Path]:

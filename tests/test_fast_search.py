@@ -22,30 +22,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON, Project, git, payload, run_hook
+from conftest import FAST_OR_FULL, PYTHON, Project, git, payload, run_hook
 from test_import import make_session
 
 from cmem_git.cli.options import COMMAND_MODULES
 from cmem_git.git.refs import branch_tip
 from cmem_git.read import index_file
 
-# A process running the CLI as `python -m cmem_git` does, then saying whether pygit2 was loaded
-# (on stderr's last line, which `searched` takes off).
-_WRAPPER = """
-import sys
-from cmem_git.read import index_file
-if sys.argv[1] == "full":
-    index_file.read_current = lambda *args, **kwargs: None
-from cmem_git.cli import main
-try:
-    status = main(sys.argv[2:])
-except SystemExit as stop:
-    status = stop.code if isinstance(stop.code, int) else 1
-sys.stdout.flush()
-sys.stderr.write("\\nloaded: " + " ".join(sorted(m for m in sys.modules if m.startswith(
-    ("pygit2", "cmem_git.cli.", "cmem_git.repo")))) + "\\n")
-sys.exit(status)
-"""
+SWITCH = "cmem_git.read.index_file:read_current"  # the fast path, answering None for "full"
 
 QUERIES = [
     ("decorator",),
@@ -77,7 +61,7 @@ class Searched:
 
 
 def searched(project: Project, mode: str, *args: str) -> Searched:
-    done = subprocess.run([PYTHON, "-c", _WRAPPER, mode, *args], cwd=project.root,
+    done = subprocess.run([PYTHON, "-c", FAST_OR_FULL, mode, SWITCH, *args], cwd=project.root,
                           capture_output=True, timeout=300)
     assert b"\nloaded: " in done.stderr, done.stderr.decode()
     return Searched(done)

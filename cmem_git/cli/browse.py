@@ -1,18 +1,22 @@
-"""Reading history: log, show, cat, diff, delta, status, restore."""
+"""Reading history: log, show, cat, diff, delta, status, restore.
+
+pygit2, the store and revisions (and json) load inside the commands that use them: `cmem log`'s
+common case runs without them (repo/quicklog.py; issue 13: 150 ms, whole process).
+"""
 
 from __future__ import annotations
 
-import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from .. import paths
-from ..read import revisions
 from ..read.output import colour_enabled, is_terminal, paint, when
-from ..repo.history import Filter, describe
-from ..repo.history import log as history_log
+from ..repo import quicklog
+from ..repo.entries import Entry, Filter, describe
+from ..repo.entries import as_json as entry_json
 from ..repo.trailers import Trailer
 from .options import _emit, _max_chars, _project_here, _reader, _store, _time_option, cli
 
@@ -48,19 +52,46 @@ def log_command(ctx: click.Context, revs: tuple[str, ...], max_count: int | None
     that A has not (A..B), as with git. `-- PATH` keeps the commits that changed PATH (a
     memory file, sessions/, transcripts/<session id>). See `cmem help revisions` for REV.
     """
+    memory = paths.memory_dir(_project_here())
+
+    def wanted(found_paths: tuple[str, ...] = ()) -> Filter:
+        return Filter(session, event, _time_option(since), _time_option(until), found_paths)
+
+    plain = not (graph or revs or ctx.meta.get("cmem.paths"))
+    tip = quicklog.plain_tip(memory) if plain else None
+    # no pygit2 when git log can read it (repo/quicklog.py); libgit2 for everything else
+    entries = quicklog.log(memory / ".git", tip, max_count, wanted()) if tip else None
+    if entries is None:
+        entries = _through_history(ctx, revs, max_count, graph, wanted)
+    if entries is None:
+        return
+    if as_json:
+        import json
+        click.echo("".join(json.dumps(entry_json(e)) + "\n" for e in entries), nl=False)
+    else:
+        _emit(_log_text(entries, oneline))
+
+
+def _through_history(ctx: click.Context, revs: tuple[str, ...], max_count: int | None,
+                     graph: bool, wanted: Callable[[tuple[str, ...]], Filter]
+                     ) -> list[Entry] | None:
+    """The log walked with libgit2: a range, paths, --graph, a repository to repair or
+    anything else git log is not asked about. None when it printed the graph itself."""
     from ..read import reading
+    from ..repo.history import log as history_log
     store = _reader()
     if graph:
         _emit(reading.graph(store, max_count))
-        return
+        return None
     found = reading.log_range(store, revs, ctx.meta.get("cmem.paths", ()))
-    wanted = Filter(session, event, _time_option(since), _time_option(until), found.paths)
-    entries = history_log(store.repo, found.tip, max_count, wanted, found.hide)
+    want = wanted(found.paths)
+    entries = history_log(store.repo, found.tip, max_count, want, found.hide)
     if not entries:
-        reading.check_filter(store, wanted)
-    if as_json:
-        click.echo("".join(json.dumps(reading.entry_json(e)) + "\n" for e in entries), nl=False)
-        return
+        reading.check_filter(store, want)
+    return entries
+
+
+def _log_text(entries: list[Entry], oneline: bool) -> str:
     colour, relative = colour_enabled(), is_terminal()
     lines = []
     for item in entries:
@@ -72,7 +103,7 @@ def log_command(ctx: click.Context, revs: tuple[str, ...], max_count: int | None
         lines.append(f"{short} {paint(when(item.time, relative), 'green', colour)} "
                      f"{paint(item.event or 'commit', 'cyan', colour)} {session_text} "
                      f"{item.trailers.get(Trailer.DEVICE, '-')}  {describe(item)}")
-    _emit("".join(line + "\n" for line in lines))
+    return "".join(line + "\n" for line in lines)
 
 
 @cli.command()
@@ -85,7 +116,7 @@ def show(spec: str) -> None:
     are put back together; spilled tool output (transcripts/<id>/tool-results/<file>) comes
     back as its plain text. See `cmem help revisions` for REV.
     """
-    from ..read import reading
+    from ..read import reading, revisions
     store = _store()
     rev, path = revisions.split_path(spec)
     commit = revisions.resolve(store, rev or "HEAD")
@@ -102,7 +133,7 @@ def show(spec: str) -> None:
 @click.option("--at", "rev", default="HEAD", help="As of this revision.")
 def cat(session: str, name: str, rev: str) -> None:
     """Write a session's full transcript bytes to stdout (a prefix of the id is enough)."""
-    from ..read import reading
+    from ..read import reading, revisions
     store = _reader()
     commit = revisions.resolve(store, rev)
     for part in reading.session_file_parts(store, commit, session, name):
@@ -126,6 +157,7 @@ def diff(old: str | None, new: str | None, raw: bool, stat: bool, as_json: bool,
     store = _store()
     changes = reading.changes(store, old, new)
     if as_json:
+        import json
         click.echo(json.dumps(reading.changes_json(changes), indent=2))
     elif stat:
         _emit(reading.changes_stat(changes))
@@ -165,6 +197,7 @@ def status(as_json: bool) -> None:
     from ..read import reading
     report = reading.status_data(_store())
     if as_json:
+        import json
         click.echo(json.dumps(report, indent=2))
     else:
         click.echo(reading.status_text(report, is_terminal()), nl=False)
@@ -179,7 +212,7 @@ def status(as_json: bool) -> None:
 def restore(session: str, folder: Path | None, rev: str, force: bool) -> None:
     """Write a session's transcript and subagents back where Claude Code keeps them, so
     `claude --resume <id>` works here. A longer local file is never truncated."""
-    from ..read import reading
+    from ..read import reading, revisions
     from ..remote import restore as restore_mod
     project = _project_here()
     store = _store(project)

@@ -115,8 +115,8 @@ def _terminal_lines() -> int:
 def _time_option(value: str | None) -> float | None:
     if not value:
         return None
-    from ..read import revisions
-    return revisions.parse_time(value)
+    from ..read import times
+    return times.parse_time(value)
 
 
 def _max_chars(default: int) -> Callable[[Callable[..., None]], Callable[..., None]]:

@@ -16,7 +16,7 @@ from ..capture.backup import MAIN, ROOT
 from ..errors import CmemError
 from ..git import chunks
 from ..git.trees import subtree
-from ..read import docs, recall, render, revisions, search_index
+from ..read import docs, recall, render, revisions, search_index, times
 from ..read.output import when
 from ..read.reading import session_id
 from ..repo.history import Filter, describe
@@ -71,7 +71,7 @@ def _hit_text(hit: recall.Hit) -> str:
 
 
 def _time(text: str | None) -> float | None:
-    return revisions.parse_time(text) if text else None
+    return times.parse_time(text) if text else None
 
 
 def show(project: Path, session: str, line: int = 1, count: int = 5, file: str = MAIN,

@@ -18,17 +18,8 @@ from ..capture.backup import MAIN, ROOT
 from ..errors import CmemError, UsageProblem
 from ..git import chunks, command
 from ..git.trees import file_bytes, lookup, subtree, tree_diff
-from ..repo import worktree
-from ..repo.history import (
-    EVENTS,
-    Entry,
-    Filter,
-    describe,
-    plural,
-    since_document,
-    size_text,
-    unknown_filter,
-)
+from ..repo import entries, worktree
+from ..repo.history import Filter, plural, since_document, size_text, walk
 from ..repo.store import Store
 from . import conversation, delta, render
 from .context import age
@@ -43,12 +34,6 @@ class NotFound(CmemError):
 
 class UnknownSession(NotFound):
     exit_code = UsageProblem.exit_code  # the command line named it: a usage error
-
-
-def entry_json(item: Entry) -> dict[str, Any]:
-    return {"commit": str(item.id), "time": item.time, "subject": item.subject,
-            "event": item.event, "session": item.session, "summary": describe(item),
-            "trailers": dict(item.trailers)}
 
 
 @dataclass(frozen=True)
@@ -93,10 +78,7 @@ def _is_revision(store: Store, spec: str) -> bool:
 def check_filter(store: Store, wanted: Filter) -> None:
     """An empty log because of a misspelt session or event is an error, not silence."""
     tip = store.tip()
-    problem = unknown_filter(store.repo, tip.id if tip else None, wanted)
-    if problem is not None:
-        raise UsageProblem(problem, hint="`cmem log --oneline` lists sessions (third column) "
-                           "and events (second); events: " + ", ".join(EVENTS))
+    entries.check_filter(walk(store.repo, tip.id if tip else None, 10 ** 9), wanted)
 
 
 def graph(store: Store, limit: int | None) -> str:
@@ -320,9 +302,9 @@ def delta_markdown(deltas: list[delta.FileDelta], max_chars: int, thinking: bool
 def status_data(store: Store) -> dict[str, Any]:
     found: Status = collect(store)
     return {"repository": found.repository, "branch": found.branch, "head": found.head,
-            "last_by_event": {k: entry_json(v) for k, v in found.last_by_event.items()},
-            "document": entry_json(found.document) if found.document else None,
-            "since_document": [entry_json(e) for e in found.since_document],
+            "last_by_event": {k: entries.as_json(v) for k, v in found.last_by_event.items()},
+            "document": entries.as_json(found.document) if found.document else None,
+            "since_document": [entries.as_json(e) for e in found.since_document],
             "active_context_age_seconds": found.active_context_age,
             "remote": found.remote, "errors": found.errors, "uncommitted": found.uncommitted}
 

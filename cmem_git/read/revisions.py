@@ -17,20 +17,13 @@ import re
 
 import pygit2
 
-from ..errors import CmemError
 from ..repo.history import DOCUMENT, walk
 from ..repo.store import Store
+from .times import BadRevision, parse_time
 
 HELP = __doc__ or ""
 _SUFFIX = re.compile(r"^(?P<name>[^~^]+)(?P<suffix>[~^].*)?$")
-_AGO = re.compile(r"^(\d+)\s*(second|minute|min|hour|day|week|month|year)s?\s+ago$")
-_UNIT_SECONDS = {"second": 1, "minute": 60, "min": 60, "hour": 3600, "day": 86400,
-                 "week": 7 * 86400, "month": 30 * 86400, "year": 365 * 86400}
 _ALL = 10 ** 9
-
-
-class BadRevision(CmemError):
-    hint = "see `cmem help revisions` for the forms cmem accepts"
 
 
 def resolve(store: Store, spec: str) -> pygit2.Commit:
@@ -77,7 +70,7 @@ def _git(store: Store, spec: str) -> pygit2.Commit:
 
 
 def _session(store: Store, tip: pygit2.Commit, prefix: str) -> pygit2.Commit:
-    found: dict[str, pygit2.Oid] = {}
+    found: dict[str, pygit2.Oid | str] = {}
     for item in walk(store.repo, tip.id, _ALL):
         if item.session and item.session.startswith(prefix):
             found.setdefault(item.session, item.id)
@@ -103,26 +96,3 @@ def _first(store: Store, tip: pygit2.Commit, test: object, missing: str) -> pygi
 def at_time(store: Store, tip: pygit2.Commit, when: float) -> pygit2.Commit:
     return _first(store, tip, lambda e: e.time <= when,
                   f"no commit at or before {dt.datetime.fromtimestamp(when, dt.timezone.utc)}")
-
-
-def parse_time(text: str, now: float | None = None) -> float:
-    """Seconds since the epoch for a git-style time: `2 hours ago`, `yesterday`, ISO dates."""
-    now = dt.datetime.now(dt.timezone.utc).timestamp() if now is None else now
-    phrase = text.strip().lower()
-    match = _AGO.match(phrase)
-    if match:
-        return now - int(match[1]) * _UNIT_SECONDS[match[2]]
-    midnight = dt.datetime.fromtimestamp(now, dt.timezone.utc).replace(
-        hour=0, minute=0, second=0, microsecond=0).timestamp()
-    named = {"now": now, "today": midnight, "yesterday": midnight - 86400}
-    if phrase in named:
-        return named[phrase]
-    try:
-        parsed = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise BadRevision(f"cannot read {text!r} as a time",
-                          hint="use e.g. '2 hours ago', 'yesterday' or '2026-11-20 14:00'"
-                          ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.timestamp()
