@@ -89,6 +89,7 @@ class Run:
     debug: str
     hooks: list[HookRun]
     first_request: int  # index into api.messages() of this run's first model request
+    seconds: float  # wall time of the claude process
 
     @property
     def result(self) -> dict[str, Any]:
@@ -117,13 +118,16 @@ class Claude:
         command = [str(self.binary), "-p", prompt, "--output-format", "json",
                    "--dangerously-skip-permissions", "--debug-file", str(debug), *args]
         first = len(self.api.messages())
+        started = time.perf_counter()
         done = subprocess.run(command, cwd=machine.root, env={**self._env(machine), **(env or {})},
                               capture_output=True, text=True, timeout=180,
                               stdin=subprocess.DEVNULL)
+        seconds = time.perf_counter() - started  # claude itself, not the detached work after it
         gitdir = machine.memory / ".git"  # Stop and SessionEnd commit in detached processes
         assert not gitdir.is_dir() or detach.wait(gitdir, 120), "a detached hook did not finish"
         text = debug.read_text(errors="replace") if debug.exists() else ""
-        run = Run(command, done.returncode, done.stdout, done.stderr, text, hook_runs(text), first)
+        run = Run(command, done.returncode, done.stdout, done.stderr, text, hook_runs(text), first,
+                  seconds)
         self.runs.append(run)
         DURATIONS.extend(h for h in cmem_hooks(run) if h.status == 0)
         UNKNOWN.update(self.api.unknown())
