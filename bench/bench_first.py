@@ -68,7 +68,7 @@ def one_run(box: Sandbox, source: Path, sid: str, number: int) -> dict[str, Any]
         path = project.folder / source.name
         shutil.copyfile(source, path)
         started = time.perf_counter()
-        found[event] = hook(project, event, sid, path)
+        found[event] = hook(project, event, sid, path, foreground=False)  # as installed
         # SessionEnd returns at once and backs up in a detached child (entry/detach.py).
         if not detach.wait(project.memory / ".git", 600):
             raise BenchError(f"the detached {event} hook did not finish in 10 minutes")

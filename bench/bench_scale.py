@@ -113,12 +113,14 @@ def median(items: list[Measure]) -> Measure:
                    max(m.rss_mib for m in items), mid([m.load for m in items]))
 
 
-def hook(project: Project, event: str, sid: str, path: Path) -> Measure:
+def hook(project: Project, event: str, sid: str, path: Path, foreground: bool = True
+         ) -> Measure:
+    """By default in the foreground: the figure is the work's (installed, Stop and SessionEnd
+    return at once and commit in a detached child; bench_hooks.py row 3d times that)."""
     data = json.dumps(payload(event, sid, path, project.root)).encode()
-    # In the foreground: the figure is the work's (installed, Stop and SessionEnd return at
-    # once and commit in a detached child; bench_hooks.py row 3d times that).
     return run(["sh", "-c", project.command(event)], project.root, project.box, data,
-               CLAUDE_PROJECT_DIR=str(project.root), CMEM_HOOK_FOREGROUND="1")
+               CLAUDE_PROJECT_DIR=str(project.root),
+               CMEM_HOOK_FOREGROUND="1" if foreground else "")
 
 
 def git_backup(project: Project, source: Path) -> Measure:
