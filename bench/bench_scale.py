@@ -17,7 +17,7 @@ started after a `sync` outside the clock, and printed with the load average when
 the machine may be shared, so ratios to a baseline measured beside it say more than absolute
 times. Sandbox, tripwire and transcript content are bench_hooks.py's.
 
-Run:  python bench/bench_scale.py [--quick] [--json] [--runs N] [--keep]
+Run:  python bench/bench_scale.py [--quick] [--json] [--runs N] [--keep] [--only starts,import,...]
 """
 
 from __future__ import annotations
@@ -320,40 +320,53 @@ def cell(m: Measure) -> str:
 def text(found: dict[str, Any]) -> str:
     out = [f"bench_scale ({found['plan']}), {found['machine']['cpus']} CPUs, "
            f"load at start {found['load_start']}, at end {found['load_end']}", ""]
-    for row in found["first"]:
+    for row in found.get("first", []):
         ratio = row["cmem"].wall / row["git"].wall
         out.append(f"{row['row']}: cmem {cell(row['cmem'])}, stored {row['stored_mib']:.1f} of "
                    f"{row['file_mib']:.1f} MiB | git add+commit {cell(row['git'])} | "
                    f"wall {ratio:.2f}x, CPU {row['cmem'].cpu / row['git'].cpu:.2f}x")
-    for row in (found["stops"], found["growth"]):
+    for row in [found[key] for key in ("stops", "growth") if key in found]:
         out.append(f"{row['row']}: whole .claude/memory {row['folder'] / MIB:.1f} MiB = "
                    f"{row['folder'] / row['gzip']:.2f}x gzip -6 ({row['gzip'] / MIB:.1f} MiB); "
                    f"loose {row['objects']['count']}, packs {row['objects']['packs']}")
-    for row in found["starts"]:
+    for row in found.get("starts", []):
         out.append(f"{row['row']}: cmem {cell(row['cmem'])} | python -c pass "
                    f"{cell(row['python'])} | first {row['first'].wall:.0f} ms")
-    row = found["import"]
-    out.append(f"{row['row']}: " + ", ".join(f"{m.wall:.0f} ms" for m in row["starts"])
-               + f" (import itself {row['import'].wall / 1000:.1f} s)")
-    cat, delta = found["reads"]
-    out.append(f"{cat['row']}: cmem {cell(cat['cmem'])} | git cat-file {cell(cat['git'])}")
-    out.append(f"{delta['row']}: cmem {cell(delta['cmem'])}, printed {delta['printed']} bytes")
-    log = found["log"]
-    out.append(f"{log['row']}: cmem {cell(log['cmem'])} | git log {cell(log['git'])} | "
-               f"cmem --version {cell(log['version'])}")
+    if "import" in found:
+        row = found["import"]
+        out.append(f"{row['row']}: " + ", ".join(f"{m.wall:.0f} ms" for m in row["starts"])
+                   + f" (import itself {row['import'].wall / 1000:.1f} s)")
+    if "reads" in found:
+        cat, delta = found["reads"]
+        out.append(f"{cat['row']}: cmem {cell(cat['cmem'])} | git cat-file {cell(cat['git'])}")
+        out.append(f"{delta['row']}: cmem {cell(delta['cmem'])}, printed {delta['printed']} "
+                   "bytes")
+    if "log" in found:
+        log = found["log"]
+        out.append(f"{log['row']}: cmem {cell(log['cmem'])} | git log {cell(log['git'])} | "
+                   f"cmem --version {cell(log['version'])}")
     return "\n".join(out)
 
 
-def run_all(box: Sandbox, plan: Plan) -> dict[str, Any]:
+ROWS = ("first", "stops", "growth", "starts", "import", "reads", "log")
+
+
+def run_all(box: Sandbox, plan: Plan, only: set[str]) -> dict[str, Any]:
     lines = corpus_lines()
     found: dict[str, Any] = {"load_start": " ".join(f"{x:.2f}" for x in os.getloadavg())}
-    found["first"] = first_backups(box, lines, plan)
-    found["stops"] = stop_commits(box, lines, plan)
-    found["growth"] = growth(box, lines, plan)
-    found["starts"], history = session_starts(box, lines, plan)
-    found["import"] = after_import(box, lines, plan)
-    found["reads"] = reads(box, lines, plan)
-    found["log"] = log_rows(box, history, plan)
+    wanted = {
+        "first": lambda: first_backups(box, lines, plan),
+        "stops": lambda: stop_commits(box, lines, plan),
+        "growth": lambda: growth(box, lines, plan),
+        "import": lambda: after_import(box, lines, plan),
+        "reads": lambda: reads(box, lines, plan)}
+    for name in ROWS:
+        if name in only and name in wanted:
+            found[name] = wanted[name]()
+        elif name == "starts" and only & {"starts", "log"}:
+            found["starts"], history = session_starts(box, lines, plan)
+            if "log" in only:
+                found["log"] = log_rows(box, history, plan)
     found["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return found
 
@@ -363,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, few runs")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--runs", type=int, help="timed runs per row")
+    parser.add_argument("--only", help=f"comma-separated rows to run, of {', '.join(ROWS)} "
+                        "(default: all)")
     parser.add_argument("--dir", help="where to create the temporary folder")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args(argv)
@@ -370,7 +385,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs:
         plan = Plan(**{**plan.__dict__, "runs": args.runs})
     started = time.perf_counter()
-    done = sandboxed(args.dir, args.keep, lambda box: run_all(box, plan))
+    only = set(args.only.split(",")) if args.only else set(ROWS)
+    if only - set(ROWS):
+        parser.error(f"unknown rows: {', '.join(sorted(only - set(ROWS)))}")
+    done = sandboxed(args.dir, args.keep, lambda box: run_all(box, plan, only))
     if done is None:
         return 1
     found = done[1]

@@ -40,7 +40,10 @@ def main(name: str) -> int:
     data = b"" if sys.stdin.isatty() else sys.stdin.buffer.read(MAX_INPUT)
     if name == "session-start":
         from .warm_start import answer
-        said = answer(data, os.environ)
+        try:
+            said = answer(data, os.environ)
+        except Exception:  # e.g. a folder it may not read: the full path says what is wrong
+            said = None
         if said is not None:
             sys.stdout.write(said)
             return 0
@@ -117,8 +120,12 @@ def _fork(gitdir: Path) -> bool:
         markers = state_dir(gitdir) / _MARKERS
         markers.mkdir(mode=0o700, exist_ok=True)
         log = os.open(state_dir(gitdir) / _LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError:
+        return False
+    try:
         pid = os.fork()
     except OSError:
+        os.close(log)
         return False
     if pid == 0:
         os.setsid()
