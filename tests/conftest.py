@@ -43,6 +43,34 @@ sys.exit(status)
 """
 
 
+@dataclass
+class Answered:
+    """One command run through FAST_OR_FULL: what it printed, and the modules it loaded."""
+
+    status: int
+    out: bytes
+    err: bytes
+    loaded: set[str]
+
+    @property
+    def same(self) -> tuple[int, bytes, bytes]:
+        return self.status, self.out, self.err
+
+    @property
+    def pygit2(self) -> bool:
+        return "pygit2" in self.loaded
+
+
+def fast_or_full(cwd: Path, mode: str, switch: str, *args: str,
+                 env: dict[str, str] | None = None) -> Answered:
+    """`cmem ARGS` in `cwd` by the fast path ("fast") or with `switch` off ("full")."""
+    done = subprocess.run([PYTHON, "-c", FAST_OR_FULL, mode, switch, *args], cwd=cwd,
+                          capture_output=True, timeout=300, env=env)
+    assert b"\nloaded: " in done.stderr, done.stderr.decode()
+    err, _, loaded = done.stderr.rpartition(b"\nloaded: ")
+    return Answered(done.returncode, done.stdout, err, set(loaded.decode().split()))
+
+
 def corpus_transcripts() -> list[Path]:
     """Every real transcript in the corpus (main sessions and subagent files)."""
     return sorted(p for p in CORPUS.rglob("*.jsonl"))

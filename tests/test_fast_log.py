@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pygit2
 import pytest
-from conftest import FAST_OR_FULL, PYTHON, Project, git
+from conftest import PYTHON, Answered, Project, fast_or_full, git
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_sync import (
@@ -81,25 +81,9 @@ FULL_ONLY = [("HEAD~2",), ("HEAD~3..HEAD", "--oneline"), ("--", "active-context.
              ("sessions",)]
 
 
-class Logged:
-    def __init__(self, done: subprocess.CompletedProcess[bytes]) -> None:
-        err, _, loaded = done.stderr.rpartition(b"\nloaded: ")
-        self.status = done.returncode
-        self.out = done.stdout
-        self.err = err
-        self.pygit2 = "pygit2" in loaded.decode().split()
-
-    @property
-    def same(self) -> tuple[int, bytes, bytes]:
-        return self.status, self.out, self.err
-
-
-def logged(device: Device, mode: str, *args: str, env: dict[str, str] | None = None) -> Logged:
-    done = subprocess.run([PYTHON, "-c", FAST_OR_FULL, mode, SWITCH, "log", *args],
-                          cwd=device.root, capture_output=True, timeout=300,
-                          env=env or device.env)
-    assert b"\nloaded: " in done.stderr, done.stderr.decode()
-    return Logged(done)
+def logged(device: Device, mode: str, *args: str,
+           env: dict[str, str] | None = None) -> Answered:
+    return fast_or_full(device.root, mode, SWITCH, "log", *args, env=env or device.env)
 
 
 def assert_parity(device: Device, queries: list[tuple[str, ...]], fast: bool = True) -> None:

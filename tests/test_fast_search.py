@@ -22,7 +22,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import FAST_OR_FULL, PYTHON, Project, git, payload, run_hook
+from conftest import PYTHON, Answered, Project, fast_or_full, git, payload, run_hook
 from test_import import make_session
 
 from cmem_git.cli.options import COMMAND_MODULES
@@ -47,24 +47,8 @@ QUERIES = [
 ]
 
 
-class Searched:
-    def __init__(self, done: subprocess.CompletedProcess[bytes]) -> None:
-        err, _, loaded = done.stderr.rpartition(b"\nloaded: ")
-        self.status = done.returncode
-        self.out = done.stdout
-        self.err = err
-        self.loaded = set(loaded.decode().split())
-
-    @property
-    def same(self) -> tuple[int, bytes, bytes]:
-        return self.status, self.out, self.err
-
-
-def searched(project: Project, mode: str, *args: str) -> Searched:
-    done = subprocess.run([PYTHON, "-c", FAST_OR_FULL, mode, SWITCH, *args], cwd=project.root,
-                          capture_output=True, timeout=300)
-    assert b"\nloaded: " in done.stderr, done.stderr.decode()
-    return Searched(done)
+def searched(project: Project, mode: str, *args: str) -> Answered:
+    return fast_or_full(project.root, mode, SWITCH, *args)
 
 
 def hook(project: Project, event: str, sid: str) -> None:
