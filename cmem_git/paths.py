@@ -8,8 +8,12 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .errors import HookInputError
+
 if TYPE_CHECKING:
     from importlib.abc import Traversable
+
+_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 MEMORY = Path(".claude") / "memory"
 CONFIG_NAME = "cmem.yaml"
@@ -65,3 +69,11 @@ def find_project(start: Path) -> Path | None:
         if (memory_dir(folder) / ".git").is_dir():
             return folder
     return None
+
+
+def check_session_id(session_id: object) -> str:
+    """Session ids become folder names: anything path-like is refused, not sanitised."""
+    if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id) or ".." in session_id:
+        raise HookInputError(f"unusable session_id {session_id!r}: expected letters, digits, "
+                             "'-', '_' or '.', not a path")
+    return session_id

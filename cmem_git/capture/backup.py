@@ -16,7 +16,6 @@ import collections
 import contextlib
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
@@ -25,15 +24,14 @@ from typing import BinaryIO
 
 import pygit2
 
-from ..errors import HookInputError
 from ..git import chunks
 from ..git.repo import _Repository
 from ..git.trees import lookup, subtree
+from ..paths import check_session_id as check_session_id
 from . import helper
 from .layout import ROOT as ROOT
 
 MAIN = "main.jsonl"
-_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _HEAD_CHECK = 4096
 # From this many new bytes on, chunks go into one pack written in parallel (a first backup, or a
 # catch-up after a long gap) rather than loose objects one after another.
@@ -64,14 +62,6 @@ class FileBackup:
     rewritten: bool
     redactions: int = 0
     unfinished: int = 0  # bytes of whole lines left for the next backup (deadline reached)
-
-
-def check_session_id(session_id: object) -> str:
-    """Session ids become folder names: anything path-like is refused, not sanitised."""
-    if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id) or ".." in session_id:
-        raise HookInputError(f"unusable session_id {session_id!r}: expected letters, digits, "
-                             "'-', '_' or '.', not a path")
-    return session_id
 
 
 def session_folder(session_id: str) -> str:

@@ -9,16 +9,14 @@ pending error, a remote to sync with) returns None, and the full path runs.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from .. import paths
+from ..errors import HookInputError
 from ..read import context_text, start_cache
 from .detach import project
-
-_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # capture/backup.py's rule
 
 
 def answer(data: bytes, environ: Mapping[str, str]) -> str | None:
@@ -31,9 +29,12 @@ def answer(data: bytes, environ: Mapping[str, str]) -> str | None:
         return None
     session, cwd, transcript = (payload.get(k) for k in ("session_id", "cwd", "transcript_path"))
     source = payload.get("source")
-    if not (isinstance(session, str) and _SESSION_ID.fullmatch(session) and ".." not in session
-            and all(v is None or (isinstance(v, str) and "\0" not in v)
-                    for v in (cwd, transcript, source))):
+    try:
+        paths.check_session_id(session)
+    except HookInputError:
+        return None
+    if not all(v is None or (isinstance(v, str) and "\0" not in v)
+               for v in (cwd, transcript, source)):
         return None
     if transcript and not transcript.endswith(".jsonl"):
         return None

@@ -22,11 +22,11 @@ from typing import Any
 
 from ..atomic import write_atomic
 from ..git import refs
+from ..git.errorlog import PENDING as PENDING_ERRORS
 from ..git.lock import state_dir
 
 _FILE = "start.json"
 _VERSION = 1
-PENDING_ERRORS = "errors.jsonl"  # errorlog.PENDING, spelled again to keep the import light
 _MAX_FILES = 500  # an auto-memory folder larger than this is not cached
 
 
