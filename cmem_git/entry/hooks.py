@@ -30,13 +30,12 @@ from ..repo.config import Config, load_config, network_limits
 from ..repo.events import BY_NAME, HookEvent
 from ..repo.history import last_for_session
 from ..repo.store import Store
-from . import detach
+from . import detach, warm_start
 
 if TYPE_CHECKING:
     import pygit2
 
     from ..git.transport import Limits
-    from ..read import context_text
 
 _SYNC_TIMEOUT = 8.0  # at most, seconds for each git network call a hook makes
 _SYNC_WAIT = 2.0  # SessionStart waits this long for another cmem's fetch or push, then skips
@@ -153,7 +152,7 @@ def _backup(run_: _Run, event: HookEvent) -> Output:
     if _commit(run_, event) is not None:
         _refresh_index(run_.store)
         if run_.detached and not run_.problems and not _syncing(run_):
-            _keep_start(run_, _folder(run_))
+            warm_start.keep(run_.store, run_.project, run_.config, _folder(run_))
     return _report(run_)
 
 
@@ -166,7 +165,7 @@ def _session_end(run_: _Run, event: HookEvent) -> Output:
     if _syncing(run_):
         _spawn_background_sync(run_)
     elif run_.detached and not run_.problems:
-        _keep_start(run_, _folder(run_))
+        warm_start.keep(run_.store, run_.project, run_.config, _folder(run_))
     return _report(run_)
 
 
@@ -287,8 +286,10 @@ def _session_start(run_: _Run, _: HookEvent) -> Output:
     synced = _sync_now(run_) if syncing else None
     lagging = _behind(run_.store, folder)
     errors = errorlog.take_pending(run_.store.gitdir)
-    settings = _settings(run_.config)
-    facts = context.facts(run_.store, settings, lagging)
+    watched = None if syncing else warm_start.watch(run_.store, run_.project, run_.config, folder)
+    tip = run_.store.tip()  # after the fingerprint, as warm_start.keep requires
+    settings = warm_start.settings(run_.config)
+    facts = context.facts(run_.store, tip, settings, lagging)
     text = context_text.render(run_.store.gitdir, facts, settings, time.time(), event.detail,
                                event.session_id, synced, errors, run_.problems)
     output: dict[str, Any] = {"hookSpecificOutput": {"hookEventName": "SessionStart",
@@ -296,8 +297,9 @@ def _session_start(run_: _Run, _: HookEvent) -> Output:
     if run_.problems or errors or lagging:
         shown = run_.problems + ([lagging] if lagging else [])
         output["systemMessage"] = _message(shown or ["earlier hook problems: see context"])
-    elif not syncing:
-        _keep_start(run_, folder)
+    elif watched is not None and tip is not None:
+        warm_start.keep(run_.store, run_.project, run_.config, folder, watched,
+                        (str(tip.id), facts))
     return Output(stdout=json.dumps(output))
 
 
@@ -307,40 +309,6 @@ def _folder(run_: _Run) -> Path:
     transcript = run_.event.transcript
     return (transcript.parent if transcript is not None and transcript.parent.is_dir()
             else paths.transcripts_dir(run_.project))
-
-
-def _settings(config: Config) -> context_text.Settings:
-    from ..read import context_text
-    return context_text.Settings(config.staleness_hours, config.memory_size_warning_kib)
-
-
-def _keep_start(run_: _Run, folder: Path) -> None:
-    """Keep what the next SessionStart would say, when it would find nothing to back up, so that
-    it answers without the repository (start_cache.py). Never raises."""
-    from ..capture import recovery
-    from ..read import context, start_cache
-    from ..repo import automemory
-    store = run_.store
-    try:
-        tip = store.tip()
-        if tip is None or not run_.config.events.enabled(BY_NAME["session-start"]):
-            return
-        files = [paths.config_path(run_.project), store.gitdir / "config",
-                 store.gitdir / "index", *(store.workdir / name for name in memory.FILES)]
-        try:
-            before = start_cache.fingerprint(store.gitdir, files, [folder],
-                                             [automemory.local_folder(store.workdir)])
-        except ValueError:
-            return  # an auto-memory folder too large to watch: SessionStart takes its full path
-        if not recovery.remember(store, folder):
-            return
-        settings = _settings(run_.config)
-        start_cache.save(store.gitdir, str(tip.id), before,
-                         context.facts(store, settings).to_json(),
-                         {"staleness_hours": settings.staleness_hours,
-                          "size_warning_kib": settings.size_warning_kib})
-    except Exception as error:  # the cache only saves work: the commit before it stands
-        errorlog.log_traceback(store.gitdir, error)
 
 
 # Every event of the table has its handler (tests/test_events.py checks it).

@@ -24,13 +24,14 @@ def render(store: Store, settings: Settings, errors: Iterable[Mapping[str, objec
            problems: Iterable[str], synced: str | None = None, now: float | None = None,
            source: str | None = None, session: str | None = None,
            lagging: str | None = None) -> str:
-    return render_text(store.gitdir, facts(store, settings, lagging), settings,
+    return render_text(store.gitdir, facts(store, store.tip(), settings, lagging), settings,
                        time.time() if now is None else now, source, session, synced, errors,
                        problems)
 
 
-def facts(store: Store, settings: Settings, lagging: str | None = None) -> Facts:
-    tip = store.tip()
+def facts(store: Store, tip: pygit2.Commit | None, settings: Settings,
+          lagging: str | None = None) -> Facts:
+    """What the context says at `tip` (a caller that keeps the facts names the tip it read)."""
     tip_id = tip.id if tip is not None else None
     document, since = since_document(store.repo, tip_id)
     return Facts(_boundary(document), _pending(since),
