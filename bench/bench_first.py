@@ -11,6 +11,8 @@ system, children included: the redaction helper) and peak RSS, with the 1-minute
 when it ended. SessionEnd returns at once and backs up in a detached child (entry/detach.py),
 whose CPU is not counted: its row also says when the backup was done (hook start to the
 child's end). PreCompact does the backup in the hook process: that row is the backup's cost.
+Each project's background repack has ended before the next figure is taken, as it would have
+between sessions.
 
 After the runs, the size of the last PreCompact project's `.git/objects` once its background
 repack has ended (the pack a first backup writes is redone with deltas there), beside the git
@@ -77,6 +79,9 @@ def one_run(box: Sandbox, source: Path, sid: str, number: int) -> dict[str, Any]
         if found[event + " stored"] * MIB != path.stat().st_size:
             raise BenchError(f"{event} did not store the whole transcript")
         found["project"] = project
+        # Its background repack (git/packing.py) runs between sessions: the next figure must
+        # not share the two cores with it.
+        settle(project)
     found["git"] = git_backup(found["project"], source)
     return found
 
