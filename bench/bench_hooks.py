@@ -229,10 +229,16 @@ class Project:
                                             CMEM_HOOK_FOREGROUND="" if detached else "1",
                                             **extra))
         _check_hook(event, done)
-        if detached:
-            from cmem_git.entry import detach
-            if not detach.wait(self.root / ".claude" / "memory" / ".git", 600):
-                raise SystemExit(f"the detached {event} hook did not finish")
+        from cmem_git.entry import detach
+        from cmem_git.git import packing
+
+        gitdir = self.root / ".claude" / "memory" / ".git"
+        if detached and not detach.wait(gitdir, 600):
+            raise SystemExit(f"the detached {event} hook did not finish")
+        # A background repack the hook started runs between hooks; the next figure must not
+        # share the two cores with it.
+        if not packing.wait(gitdir, 600):
+            raise SystemExit(f"the repack {event} started did not finish")
         return took
 
     def payload(self, event: str, session: Session | None) -> bytes:
