@@ -40,7 +40,7 @@ def purge_command(sessions: tuple[str, ...], files: tuple[str, ...], secrets: tu
     overwritten with --force-with-lease. Other machines follow on their next `cmem sync`.
     Exit status 1 when nothing matches.
     """
-    from ..git.transport import default_remote
+    from ..git.repo import default_remote
     from ..remote import purge as purge_mod
     store = _store()
     chosen = [purge_mod.session_selector(store, s) for s in sessions]

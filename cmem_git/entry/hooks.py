@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -25,12 +24,13 @@ from ..capture import checkpoint
 from ..capture.backup import check_session_id
 from ..errors import CmemError, HookInputError, LockTimeout, NotInitialized
 from ..git import errorlog, lock, packing
+from ..git.repo import default_remote
 from ..repo import memory
 from ..repo.config import Config, load_config, network_limits
 from ..repo.events import BY_NAME, HookEvent
 from ..repo.history import last_for_session
 from ..repo.store import Store
-from . import detach, warm_start
+from . import detach
 
 if TYPE_CHECKING:
     import pygit2
@@ -152,7 +152,7 @@ def _backup(run_: _Run, event: HookEvent) -> Output:
     if _commit(run_, event) is not None:
         _refresh_index(run_.store)
         if run_.detached and not run_.problems and not _syncing(run_):
-            warm_start.keep(run_.store, run_.project, run_.config, _folder(run_))
+            _keep_start(run_)
     return _report(run_)
 
 
@@ -165,8 +165,14 @@ def _session_end(run_: _Run, event: HookEvent) -> Output:
     if _syncing(run_):
         _spawn_background_sync(run_)
     elif run_.detached and not run_.problems:
-        warm_start.keep(run_.store, run_.project, run_.config, _folder(run_))
+        _keep_start(run_)
     return _report(run_)
+
+
+def _keep_start(run_: _Run) -> None:
+    """Keep what the next SessionStart would say (a detached hook is in nobody's way)."""
+    from . import warm_start
+    warm_start.keep(run_.store, run_.project, run_.config, _folder(run_))
 
 
 def _commit(run_: _Run, event: HookEvent, edit: checkpoint.Edit | None = None
@@ -185,13 +191,14 @@ def _refresh_index(store: Store) -> None:
 
 
 def _syncing(run_: _Run) -> bool:
-    from ..git import transport
-    return run_.config.auto_sync and transport.default_remote(run_.store.repo) is not None
+    return run_.config.auto_sync and default_remote(run_.store.repo) is not None
 
 
 def _spawn_background_sync(run_: _Run) -> None:
     """SessionEnd never waits on the network (SessionEnd hooks share a 1.5 s budget): the push
     runs in a detached process, in its own session so that it outlives the hook."""
+    import subprocess
+
     log = open(lock.state_dir(run_.store.gitdir) / "sync.log", "ab")
     with log:
         subprocess.Popen([sys.executable, "-m", "cmem_git", "hook", BACKGROUND_SYNC],
@@ -222,9 +229,8 @@ def background_sync(environ: Mapping[str, str]) -> int:
 def _sync_now(run_: _Run) -> str | None:
     """SessionStart pulls and pushes, each git call bounded; a failure is reported, never
     fatal, and the context says how far behind or ahead the memory is."""
-    from ..git import transport
     from ..remote import sync
-    remote = transport.default_remote(run_.store.repo)
+    remote = default_remote(run_.store.repo)
     try:
         outcome = sync.sync(run_.store, remote, run_.config.device, _limits(run_.config),
                             checkpoint.secret_rules(run_.config), wait=_SYNC_WAIT)
@@ -279,6 +285,7 @@ def _throttled(run_: _Run) -> bool:
 def _session_start(run_: _Run, _: HookEvent) -> Output:
     from ..capture import recovery
     from ..read import context, context_text
+    from . import warm_start
     event = run_.event
     folder = _folder(run_)
     run_.problems += recovery.recover(run_.store, _request(run_), folder)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import traceback
 from pathlib import Path
 
 from .lock import state_dir
@@ -26,6 +25,8 @@ def record(gitdir: Path, event: str, message: str) -> None:
 
 
 def log_traceback(gitdir: Path, error: BaseException) -> Path:
+    import traceback  # only when something went wrong: not on every hook's path
+
     path = state_dir(gitdir) / LOG
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     _append(path, f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n{text}")

@@ -23,14 +23,16 @@ import hashlib
 import os
 import struct
 import zlib
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import pygit2
 
 from .lock import alive, state_dir, temp_dir
 from .repo import _Repository
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 LEVEL = 0  # stored: the background repack compresses (see above)
 _BLOB = 3  # git's object type number for a blob
@@ -45,6 +47,8 @@ class PackWriter:
     """Add blobs (their ids come back at once), then `finish` to make them visible."""
 
     def __init__(self, repo: pygit2.Repository, workers: int | None = None) -> None:
+        from concurrent.futures import ThreadPoolExecutor  # only a large backup writes a pack
+
         self.repo = repo
         self.gitdir = Path(repo.path)
         self.workers = max(1, workers or os.cpu_count() or 1)

@@ -18,14 +18,13 @@ them (a first backup's pack, say) for a commit it has not made yet.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import command, errorlog
+from . import errorlog
 from .lock import state_dir
 from .pack import UNDELTIFIED
 
@@ -94,6 +93,10 @@ def start_if_due(gitdir: Path, loose_limit: int = LOOSE_LIMIT,
             return False
     except OSError:
         return False
+    # Imported here: a hook calls this after every commit, and is rarely due.
+    import subprocess
+
+    from . import command
     try:
         full = pack_count(gitdir) > pack_limit
         with open(state_dir(gitdir) / "pack.log", "ab") as log:
@@ -111,6 +114,8 @@ def start_if_due(gitdir: Path, loose_limit: int = LOOSE_LIMIT,
 
 def background_pack(environ: dict[str, str] | os._Environ[str]) -> int:
     """The detached process: repack, drop packed loose copies, release the marker."""
+    import subprocess
+
     gitdir = Path(environ.get("CMEM_PACK_GITDIR", ""))
     if not (gitdir / "objects").is_dir():
         return 0
@@ -136,6 +141,8 @@ def before_push(gitdir: Path, seconds: float = 120.0) -> None:
     """A push sends packed objects as they are stored, so a first backup's pack would go whole:
     have it redone first (by the background repack if one runs, else here). Never raises: the
     push goes ahead in any case, only larger."""
+    import subprocess
+
     if not _undeltified(gitdir):
         return
     if not wait(gitdir, seconds) or not _claim(gitdir):
@@ -182,6 +189,8 @@ def deltify(gitdir: Path) -> None:
 
 
 def _git(gitdir: Path, args: list[str], stdin: bytes | None = None) -> bytes:
+    from . import command
+
     done = command.run(f"--git-dir={gitdir}", *args, stdin=stdin)
     if done.returncode != 0:
         raise OSError(f"git {' '.join(args[:2])} failed: "

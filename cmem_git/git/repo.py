@@ -313,6 +313,13 @@ class Repo:
         unsynced(self.gitdir).unlink(missing_ok=True)
 
 
+def default_remote(repo: pygit2.Repository) -> str | None:
+    """The remote sync uses when none is named: origin, else the first there is. (Here, not in
+    transport.py: every SessionEnd asks, and need not load the network code to know.)"""
+    names = [r.name for r in repo.remotes if r.name]
+    return "origin" if "origin" in names else (names[0] if names else None)
+
+
 def _redacted_notice(path: str, count: int, on_disk: bool) -> str:
     where = "; the file on disk was rewritten to match" if on_disk else ""
     return f"{path}: {count} secret{'s' * (count != 1)} replaced before committing{where}"

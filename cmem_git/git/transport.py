@@ -26,13 +26,9 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import CmemError
 from .command import no_git_env
-
-if TYPE_CHECKING:
-    import pygit2
 
 # Settings every network call runs with, whatever the user's or the repository's config says.
 _GUARDED = ("core.hooksPath=/dev/null", "core.attributesFile=/dev/null", "core.fsmonitor=false",
@@ -251,9 +247,3 @@ def rejected_as_stale(error: TransportError) -> bool:
 def lost_ref_race(error: TransportError) -> bool:
     """A fetch whose local ref update lost to another git on the same repository."""
     return "cannot lock ref" in error.detail or "unable to update local ref" in error.detail
-
-
-def default_remote(repo: pygit2.Repository) -> str | None:
-    """The remote sync uses when none is named: origin, else the first there is."""
-    names = [r.name for r in repo.remotes if r.name]
-    return "origin" if "origin" in names else (names[0] if names else None)

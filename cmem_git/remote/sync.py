@@ -25,6 +25,7 @@ from ..capture import checkpoint
 from ..errors import CmemError
 from ..git import intake, packing, transport
 from ..git.lock import NetworkLock
+from ..git.repo import default_remote
 from ..repo.store import Store
 from ..secrets import scan
 from . import following, purge, restore
@@ -109,7 +110,7 @@ def remove_remote(store: Store, name: str) -> None:
 
 
 def _remote(store: Store, name: str | None) -> str:
-    remote = name or transport.default_remote(store.repo)
+    remote = name or default_remote(store.repo)
     if remote is None:
         raise SyncError("no remote configured", hint="`cmem remote add origin URL`")
     return remote
