@@ -255,3 +255,135 @@ def test_write_default_config_leaves_nothing_on_failure(cfg: Path,
     with pytest.raises(OSError):
         write_default_config(cfg, "laptop")
     assert list(cfg.parent.iterdir()) == []
+
+
+# --- the parsed-file cache ------------------------------------------------------------------------
+
+@pytest.fixture
+def repo_cfg(tmp_path: Path) -> Path:
+    """cmem.yaml where it lives: in a memory repository, whose .git/cmem keeps the cache."""
+    import pygit2
+
+    pygit2.init_repository(str(tmp_path / "memory"))
+    return tmp_path / "memory" / "cmem.yaml"
+
+
+def cache_of(path: Path) -> Path:
+    return path.parent / ".git" / "cmem" / "config.json"
+
+
+def no_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From here on, a load that parses yaml fails the test."""
+    from cmem_git.repo import config_yaml
+
+    def parse(path: Path, text: str) -> object:
+        raise AssertionError(f"{path} was parsed")
+    monkeypatch.setattr(config_yaml, "parse", parse)
+
+
+FULL = ("device: laptop\nstaleness_hours: 1.5\nmemory_size_warning_kib: 7\nevents:\n"
+        "  stop: false\nstop_throttle_minutes: 3\nauto_sync: false\n"
+        "connect_timeout_seconds: 5\nnetwork_timeout_seconds: 6\nredaction: true\n"
+        "redaction_extra: {mine: 'acme_[0-9]{8}'}\nredaction_allow: ['ok_[a-z]+']\n")
+
+
+def test_cache_answers_the_next_load_without_parsing(repo_cfg: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed = load_config(write(repo_cfg, FULL))
+    assert parsed.redaction_extra == (("mine", "acme_[0-9]{8}"),)
+    assert stat.S_IMODE(cache_of(repo_cfg).stat().st_mode) == 0o600
+    no_parsing(monkeypatch)
+    assert load_config(repo_cfg) == parsed
+
+
+def test_every_field_survives_the_cache(repo_cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed = load_config(write(repo_cfg, FULL))
+    set_in_file = {line.split(":")[0] for line in FULL.splitlines() if not line.startswith(" ")}
+    assert set_in_file == {f.name for f in dataclasses.fields(Config)}
+    no_parsing(monkeypatch)
+    cached = load_config(repo_cfg)
+    assert cached == parsed
+    assert all(type(getattr(cached, f.name)) is type(getattr(parsed, f.name))
+               for f in dataclasses.fields(Config))
+
+
+def test_a_changed_file_is_parsed_again(repo_cfg: Path) -> None:
+    load_config(write(repo_cfg, "stop_throttle_minutes: 3\n"))
+    # Same size, same second: only the text tells them apart.
+    assert load_config(write(repo_cfg, "stop_throttle_minutes: 4\n")).stop_throttle_minutes == 4
+    assert load_config(repo_cfg).stop_throttle_minutes == 4
+
+
+@pytest.mark.parametrize("text, line", [
+    ("stop_throttle_minutes: 3\nstop_throttle_minute: 3\n", 2),
+    ("stop_throttle_minutes: [3\n", 2),
+    ("events:\n  stop: maybe\n", 2),
+])
+def test_a_broken_file_is_reported_though_a_cache_exists(repo_cfg: Path, text: str,
+                                                         line: int) -> None:
+    load_config(write(repo_cfg, "stop_throttle_minutes: 3\n"))
+    kept = cache_of(repo_cfg).read_bytes()
+    error = load_error(write(repo_cfg, text))
+    assert error.line == line
+    assert cache_of(repo_cfg).read_bytes() == kept  # a broken file is never kept
+    assert load_error(repo_cfg).line == line  # nor on the second try
+
+
+def test_a_file_that_becomes_unreadable_is_reported(repo_cfg: Path) -> None:
+    load_config(write(repo_cfg, "device: a\n"))
+    repo_cfg.write_bytes(b"device: a\n# caf\xe9\n")
+    assert load_error(repo_cfg).line == 2
+
+
+@pytest.mark.parametrize("damage", [
+    b"", b"{", b"\x00\xff garbage", b"[]", b'{"stamp": 1}', "truncated",
+    "wrong-type", "unknown-key", "bad-device", "other-parser", "other-text",
+])
+def test_a_damaged_cache_is_ignored_and_rewritten(repo_cfg: Path, damage: bytes | str) -> None:
+    import json
+
+    expected = load_config(write(repo_cfg, FULL))
+    cache = cache_of(repo_cfg)
+    good = json.loads(cache.read_bytes())
+    if isinstance(damage, bytes):
+        cache.write_bytes(damage)
+    elif damage == "truncated":
+        cache.write_bytes(cache.read_bytes()[:-20])
+    else:
+        bad = json.loads(cache.read_bytes())
+        if damage == "wrong-type":
+            bad["values"]["stop_throttle_minutes"] = "3"
+        elif damage == "unknown-key":
+            bad["values"]["stop_throttle_minute"] = 3
+        elif damage == "bad-device":
+            bad["values"]["device"] = "-rf"
+        elif damage == "other-parser":
+            bad["stamp"][0] += 1
+            bad["values"]["stop_throttle_minutes"] = 99
+        else:
+            bad["text"] = "stop_throttle_minutes: 99\n"
+            bad["values"]["stop_throttle_minutes"] = 99
+        cache.write_text(json.dumps(bad))
+    assert load_config(repo_cfg) == expected
+    assert json.loads(cache.read_bytes()) == good
+
+
+def test_cache_keeps_the_default_device_unresolved(repo_cfg: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file without `device:` names the host it runs on, also when it comes from the cache."""
+    assert load_config(write(repo_cfg, "staleness_hours: 2\n")).device == "box"
+    monkeypatch.setattr(socket, "gethostname", lambda: "renamed.example.org")
+    no_parsing(monkeypatch)
+    assert load_config(repo_cfg) == Config(device="renamed", staleness_hours=2)
+
+
+def test_cache_that_cannot_be_written_changes_nothing(repo_cfg: Path) -> None:
+    (repo_cfg.parent / ".git" / "cmem").mkdir()
+    cache_of(repo_cfg).mkdir()  # a folder where the cache goes: writing it fails, even as root
+    assert load_config(write(repo_cfg, FULL)).device == "laptop"
+    assert cache_of(repo_cfg).is_dir()
+
+
+def test_no_cache_outside_a_repository(cfg: Path) -> None:
+    load_config(write(cfg, FULL))
+    assert sorted(p.name for p in cfg.parent.iterdir()) == ["cmem.yaml"]

@@ -831,6 +831,8 @@ def test_corrupt_config_still_backs_up_with_defaults(earlier: Earlier, event: st
     project = earlier.project
     text, line = CORRUPT_CONFIGS[case]
     config = project.memory / "cmem.yaml"
+    # The earlier hook kept its parse of the good file: it must not stand in for the broken one.
+    assert (project.memory / ".git" / "cmem" / "config.json").is_file()
     config.write_bytes(text.encode("utf-8", "surrogateescape"))
     sid = session_id(f"config-{case}")
     transcript = project.transcripts / f"{sid}.jsonl"

@@ -1,38 +1,39 @@
 """Per-device settings, read from `.claude/memory/cmem.yaml`.
 
 The file sits in the memory folder but is never committed (see `paths.config_path`), so each machine
-names itself and chooses its own hooks. It is read strictly on purpose: a typo such as
-`stop_throttle_minute:` or `stop: maybe` that quietly fell back to a default would change what the hooks
-do without a word, so an unknown or duplicate key, or a value of the wrong type, is a `ConfigError`
-naming the key and its line. The lines come from yaml's node tree (`compose`), whose nodes keep the
-start marks that the plain dicts of `safe_load` lose. Only the safe loader is used: the file is data.
+names itself and chooses its own hooks. It is read strictly on purpose (config_yaml.py): an unknown
+or duplicate key, or a value of the wrong type, is a `ConfigError` naming the key and its line.
+
+Every hook reads the settings, and loading yaml to parse them cost ~20 ms of a ~200 ms hook. So
+what a parse found is kept in `.git/cmem/config.json` together with the whole text it was parsed
+from, and used only when the file's text is that text exactly and the parser is the one that
+wrote it (the stamp of its source files). Any other text, or a cache that is damaged, foreign or
+from another parser, and the file is parsed again: a broken cmem.yaml is reported exactly as
+without a cache, because only a file that parsed cleanly is ever kept.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
+import json
 import os
 import re
 import socket
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-import yaml
-from yaml.reader import ReaderError
+from typing import Any
 
 from ..atomic import write_atomic
 from ..errors import ConfigError
+from ..git.lock import state_dir
 from .events import HookEvent
 
 # The device name goes into commit trailers and may name files: a leading '-' would read as a
 # command-line option and a leading '.' as a hidden file.
 _DEVICE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
-_STR_TAG = "tag:yaml.org,2002:str"
-_NULL_TAG = "tag:yaml.org,2002:null"
+_CACHE = "config.json"
+_CACHE_FORMAT = 1
 
 
 def default_device() -> str:
@@ -82,27 +83,19 @@ class Config:
     redaction_allow: tuple[str, ...] = ()
 
 
-class _Invalid(Exception):
-    """A problem located at a node; `load_config` adds the file name."""
-
-    def __init__(self, node: yaml.Node, message: str) -> None:
-        super().__init__(message)
-        self.line = node.start_mark.line + 1
-
-
-class _WrongValue(Exception):
-    """A value of the wrong shape; whoever knows the key turns it into `_Invalid`."""
-
-
-_T = TypeVar("_T")
-# Each parser returns its own field's type, which one table of parsers cannot spell: hence Any.
-_Parser = Callable[[yaml.Node, yaml.SafeLoader], Any]
-
-
 def load_config(path: Path) -> Config:
     """The settings in `path`: defaults when the file is missing, empty or only comments."""
     text = _read(path)
-    return Config() if text is None else _parse(path, text)
+    if text is None:
+        return Config()
+    cache = _cache_path(path)
+    values = _cached(cache, text)
+    if values is None:
+        from . import config_yaml  # yaml, only when the cache does not hold this text
+
+        values = config_yaml.parse(path, text)
+        _keep(cache, text, values)
+    return Config(**values)
 
 
 def _read(path: Path) -> str | None:
@@ -120,164 +113,94 @@ def _read(path: Path) -> str | None:
         raise ConfigError(path, line, f"not UTF-8 text ({bad}); save it as UTF-8") from exc
 
 
-def _parse(path: Path, text: str) -> Config:
+def _cache_path(path: Path) -> Path | None:
+    """Where the parsed file is kept: in the state folder of the repository it configures."""
+    gitdir = path.parent / ".git"
+    return state_dir(gitdir, create=False) / _CACHE if gitdir.is_dir() else None
+
+
+def _stamp() -> list[object] | None:
+    """Which parser a cache comes from: its format and the size and time of this module and
+    config_yaml.py, so that a cmem that parses differently never takes an older one's word."""
     try:
-        loader = yaml.SafeLoader(text)  # checks for unprintable characters at once
-    except ReaderError as exc:
-        raise _reader_error(path, text, exc) from exc
+        files = [os.stat(Path(__file__).with_name(name)) for name in ("config.py",
+                                                                      "config_yaml.py")]
+    except OSError:
+        return None
+    return [_CACHE_FORMAT] + [[f.st_size, f.st_mtime_ns] for f in files]
+
+
+def _cached(cache: Path | None, text: str) -> dict[str, Any] | None:
+    """What parsing `text` found, if the cache holds it; None for anything else."""
+    if cache is None:
+        return None
     try:
-        root = loader.get_single_node()
-        # An empty document (`---` alone) is a null node: as empty as an empty file.
-        return Config() if root is None or root.tag == _NULL_TAG else _config(root, loader)
-    except yaml.MarkedYAMLError as exc:
-        raise _yaml_error(path, exc) from exc
-    except _Invalid as exc:
-        raise ConfigError(path, exc.line, str(exc)) from None
-    finally:
-        loader.dispose()
+        kept = json.loads(cache.read_bytes())
+        if kept["stamp"] != _stamp() or kept["text"] != text:
+            return None
+        return {name: _FROM_JSON[name](value) for name, value in kept["values"].items()}
+    except (OSError, ValueError, LookupError, TypeError, AttributeError):
+        return None  # missing, damaged or foreign: parsed again (and kept again)
 
 
-def _yaml_error(path: Path, exc: yaml.MarkedYAMLError) -> ConfigError:
-    mark = exc.problem_mark or exc.context_mark
-    message = ", ".join(part for part in (exc.context, exc.problem) if part) or str(exc)
-    return ConfigError(path, mark.line + 1 if mark else None, message)
-
-
-def _reader_error(path: Path, text: str, exc: ReaderError) -> ConfigError:
-    line = text.count("\n", 0, exc.position) + 1
-    return ConfigError(path, line, f"unacceptable character #x{exc.character:04x}: {exc.reason}")
-
-
-def _config(root: yaml.Node, loader: yaml.SafeLoader) -> Config:
+def _keep(cache: Path | None, text: str, values: dict[str, Any]) -> None:
+    """Keep a clean parse for the next process; never fails the caller (it is only a cache)."""
+    stamp = _stamp()
+    if cache is None or stamp is None:
+        return
+    shown = {k: dataclasses.asdict(v) if isinstance(v, Events) else v for k, v in values.items()}
     try:
-        entries = _entries(root, _FIELDS, "")
-    except _WrongValue as exc:
-        raise _Invalid(root, f"the top level {exc}") from None
-    values = {name: _field(name, key, value, _FIELDS[name], loader) for name, key, value in entries}
-    return dataclasses.replace(Config(), **values)
+        state_dir(cache.parent.parent)
+        write_atomic(cache, json.dumps({"stamp": stamp, "text": text, "values": shown}))
+    except OSError:
+        pass
 
 
-def _field(name: str, key: yaml.Node, value: yaml.Node,
-           parse: Callable[[yaml.Node, yaml.SafeLoader], _T], loader: yaml.SafeLoader) -> _T:
-    try:
-        return parse(value, loader)
-    except _WrongValue as exc:
-        raise _Invalid(key, f"{name}: {exc}") from None
-
-
-def _entries(node: yaml.Node, known: Collection[str],
-             prefix: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
-    """The (name, key node, value node) of a mapping whose keys must all be in `known`, once."""
-    if not isinstance(node, yaml.MappingNode):
-        raise _WrongValue("must be a mapping of `key: value` lines")
-    entries: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-    for key, value in node.value:
-        name = _key_name(key, known, prefix)
-        if name in entries:  # safe_load would keep the last one without a word
-            raise _Invalid(key, f"duplicate key '{prefix}{name}'")
-        entries[name] = (key, value)
-    return [(name, key, value) for name, (key, value) in entries.items()]
-
-
-def _key_name(key: yaml.Node, known: Collection[str], prefix: str) -> str:
-    if not isinstance(key, yaml.ScalarNode) or key.tag != _STR_TAG:
-        shown = f", got {key.value!r}" if isinstance(key, yaml.ScalarNode) else ""
-        raise _Invalid(key, f"expected a key name{shown}")
-    name: str = key.value
-    if name not in known:
-        raise _Invalid(key, _unknown(name, known, prefix))
-    return name
-
-
-def _unknown(name: str, known: Collection[str], prefix: str) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"did you mean '{prefix}{close[0]}'?" if close else "known keys: " + ", ".join(
-        prefix + k for k in known)
-    return f"unknown key '{prefix}{name}' ({hint})"
-
-
-def _boolean(node: yaml.Node, loader: yaml.SafeLoader) -> bool:
-    value = loader.construct_object(node, deep=True)
-    if not isinstance(value, bool):
-        raise _WrongValue(f"must be true or false, got {_describe(value)}")
-    return value
-
-
-def _number(node: yaml.Node, loader: yaml.SafeLoader) -> float:
-    value = loader.construct_object(node, deep=True)
-    # bool is an int subclass, and `true` for a number of hours is a mistake, not 1.
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and value >= 0):
-        raise _WrongValue(f"must be a number, 0 or more, got {_describe(value)}")
+def _json_number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"not a number: {value!r}")
     return float(value)
 
 
-def _device(node: yaml.Node, loader: yaml.SafeLoader) -> str:
-    value = loader.construct_object(node, deep=True)
-    if not isinstance(value, str) or not valid_device(value):
-        raise _WrongValue("must be a name of letters, digits, '.', '_' and '-', not starting "
-                          f"with '.' or '-', got {_describe(value)}")
+def _json_bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"not a boolean: {value!r}")
     return value
 
 
-def _patterns(node: yaml.Node, loader: yaml.SafeLoader) -> tuple[tuple[str, str], ...]:
-    value = loader.construct_object(node, deep=True)
-    if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise _WrongValue(f"must be a mapping of rule names to regexes, got {_describe(value)}")
-    for pattern in value.values():
-        _compiles(pattern)
-    return tuple(value.items())
+def _json_str(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"not a string: {value!r}")
+    return value
 
 
-def _regex_list(node: yaml.Node, loader: yaml.SafeLoader) -> tuple[str, ...]:
-    value = loader.construct_object(node, deep=True)
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _WrongValue(f"must be a list of regexes, got {_describe(value)}")
-    for pattern in value:
-        _compiles(pattern)
-    return tuple(value)
+def _json_device(value: object) -> str:
+    if not valid_device(_json_str(value)):
+        raise ValueError(f"not a device name: {value!r}")
+    return _json_str(value)
 
 
-def _compiles(pattern: str) -> None:
-    try:
-        re.compile(pattern)
-    except re.error as error:
-        raise _WrongValue(f"invalid regex {pattern!r}: {error}") from None
+def _json_events(value: object) -> Events:
+    if not isinstance(value, dict):
+        raise TypeError(f"not a mapping: {value!r}")
+    return Events(**{name: _json_bool(on) for name, on in value.items()})
 
 
-def _events(node: yaml.Node, loader: yaml.SafeLoader) -> Events:
-    entries = _entries(node, _EVENT_NAMES, "events.")
-    values = {name: _field(f"events.{name}", key, value, _boolean, loader)
-              for name, key, value in entries}
-    return dataclasses.replace(Events(), **values)
-
-
-def _describe(value: object) -> str:
-    """A value as the user wrote it in YAML, near enough."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return "nothing" if value is None else repr(value)
-
-
-_EVENT_NAMES = tuple(f.name for f in dataclasses.fields(Events))
-_FIELDS: dict[str, _Parser] = {
-    "device": _device,
-    "staleness_hours": _number,
-    "memory_size_warning_kib": _number,
-    "events": _events,
-    "stop_throttle_minutes": _number,
-    "auto_sync": _boolean,
-    "connect_timeout_seconds": _number,
-    "network_timeout_seconds": _number,
-    "redaction": _boolean,
-    "redaction_extra": _patterns,
-    "redaction_allow": _regex_list,
+# A cached value back to its field's type; a key or a type the parser would not give is an error.
+_FROM_JSON: dict[str, Callable[[Any], Any]] = {
+    "device": _json_device,
+    "staleness_hours": _json_number,
+    "memory_size_warning_kib": _json_number,
+    "events": _json_events,
+    "stop_throttle_minutes": _json_number,
+    "auto_sync": _json_bool,
+    "connect_timeout_seconds": _json_number,
+    "network_timeout_seconds": _json_number,
+    "redaction": _json_bool,
+    "redaction_extra": lambda pairs: tuple((_json_str(n), _json_str(p)) for n, p in pairs),
+    "redaction_allow": lambda items: tuple(_json_str(p) for p in items),
 }
+
 
 _DEFAULT_TEXT = """\
 # cmem settings for this device. This file is not committed: each machine keeps its own.
@@ -325,6 +248,8 @@ def default_config_text(device: str) -> str:
     """The commented file `cmem init` writes; it loads back as `Config(device=device)`."""
     if not valid_device(device):
         raise ValueError(f"invalid device name {device!r}")
+    import yaml
+
     # A name such as `true`, `null` or `1234` would load as another type unless quoted.
     plain = yaml.safe_load(device) == device
     return _DEFAULT_TEXT.format(device=device if plain else f'"{device}"')
