@@ -20,16 +20,20 @@ import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import pygit2
 
 from ..git import chunks
+from ..git.loose import LooseWriter
 from ..git.repo import _Repository
 from ..git.trees import lookup, subtree
 from ..paths import check_session_id as check_session_id
 from . import helper
 from .layout import ROOT as ROOT
+
+if TYPE_CHECKING:
+    from ..git.pack import PackWriter
 
 MAIN = "main.jsonl"
 _HEAD_CHECK = 4096
@@ -211,24 +215,25 @@ def _redacted(pieces: Iterable[chunks.Piece], offset: int, change: Transform,
 def _write(repo: pygit2.Repository, pieces: Iterable[tuple[_Piece, int]], size: int,
            deadline: float | None) -> _Written:
     """Store the pieces as blobs: many bytes go into one new pack, compressed in parallel, a
-    few (the usual append) into loose objects. Stops at `deadline` after whole chunks."""
-    from ..git.pack import PackWriter
-
-    sink = PackWriter(repo) if size >= PACK_FROM else None
+    few (the usual append) into loose objects, compressed while the next piece is redacted.
+    Stops at `deadline` after whole chunks."""
+    sink: LooseWriter | PackWriter
+    if size >= PACK_FROM:
+        from ..git.pack import PackWriter
+        sink = PackWriter(repo)
+    else:
+        sink = LooseWriter(repo)
     written = _Written()
     try:
         for piece, count in pieces:
-            written.blobs[piece.name] = (sink.add(piece.data) if sink is not None
-                                         else repo.create_blob(piece.data))
+            written.blobs[piece.name] = sink.add(piece.data)
             written.last, written.redactions = piece, written.redactions + count
             written.end = piece.at + len(piece.source)
             if deadline is not None and time.monotonic() > deadline:
                 break
-        if sink is not None:
-            sink.finish()
+        sink.finish()
     except BaseException:
-        if sink is not None:
-            sink.abandon()
+        sink.abandon()
         raise
     return written
 

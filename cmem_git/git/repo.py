@@ -31,7 +31,8 @@ from ..errors import ConcurrentUpdate, StorageError
 from .lock import RepoLock, unsynced
 from .trees import lookup, new_blobs, update_tree
 
-_COMPRESSION = 6
+# The zlib level of loose objects (also loose.py's).
+LOOSE_LEVEL = 6
 # Someone outside cmem (a user's `git commit`) may move the branch even while we hold our lock.
 _LOCKED_ATTEMPTS = 3
 
@@ -116,7 +117,7 @@ class Repo:
         # libgit2 writes loose objects at zlib level 1 whatever core.compression says; level 6
         # (git's own default) keeps the repository near gzip size at ~12 ms per MiB written.
         objects = str(self.gitdir / "objects")
-        repo.odb.add_backend(pygit2.OdbBackendLoose(objects, _COMPRESSION, False, 0o700, 0o600),
+        repo.odb.add_backend(pygit2.OdbBackendLoose(objects, LOOSE_LEVEL, False, 0o700, 0o600),
                              1000)
 
     @property
