@@ -14,7 +14,8 @@ from test_sync import MIB, synthetic
 
 from cmem_git.capture import checkpoint
 from cmem_git.git import packing
-from cmem_git.git.pack import UNDELTIFIED, PackWriter
+from cmem_git.git.pack import PackWriter
+from cmem_git.git.packing import UNDELTIFIED
 from cmem_git.repo.store import Store
 
 SID = "7a1b2c3d-4e5f-4a6b-8c7d-8e9fa0b1c2d3"

@@ -29,7 +29,6 @@ from ..git.loose import LooseWriter
 from ..git.repo import _Repository
 from ..git.trees import lookup, subtree
 from ..paths import check_session_id as check_session_id
-from . import helper
 from .layout import ROOT as ROOT
 
 if TYPE_CHECKING:
@@ -205,8 +204,12 @@ def _redacted(pieces: Iterable[chunks.Piece], offset: int, change: Transform,
     copy), redact each piece, and place the pieces one after another in the stored file.
     With `shared` (the filter, and what records its results), a helper process redacts some
     of the pieces (helper.py)."""
-    results = ((piece, change(piece.data)) for piece in pieces) if shared is None \
-        else helper.redacted(pieces, _data, *shared)
+    if shared is None:
+        results: Iterable[tuple[chunks.Piece, tuple[bytes, int]]] = (
+            (piece, change(piece.data)) for piece in pieces)
+    else:
+        from . import helper  # a second process: only for many bytes (PACK_FROM)
+        results = helper.redacted(pieces, _data, *shared)
     for piece, (stored, count) in results:
         yield _Piece(offset, piece.line, stored, source=piece.data, at=piece.offset), count
         offset += len(stored)

@@ -3,8 +3,8 @@
 A hook's usual append is a few chunks of up to 256 KiB. Stored one after another through libgit2
 (`create_blob`), each is redacted, then compressed, in turn, on one core: zlib at level 6 is
 about a third of the work. Here each chunk's id is computed at once (the caller needs it), and
-its compression and write go to a worker thread, which zlib lets run while the caller redacts the
-next chunk (zlib and hashlib release the GIL).
+its compression and write go to a worker thread, which runs while the caller redacts the next
+chunk (zlib releases the GIL).
 
 The objects are git's own loose format, as libgit2 writes them: `objects/<2 hex>/<38 hex>`,
 zlib of `blob <size>\\0` + the bytes, at the level the repository's loose backend uses, mode 0600
@@ -16,7 +16,6 @@ git writer does; nothing refers to them until a commit naming them moves the bra
 
 from __future__ import annotations
 
-import hashlib
 import os
 import queue
 import tempfile
@@ -29,7 +28,7 @@ import pygit2
 from ..errors import StorageError
 from .repo import LOOSE_LEVEL, _Repository
 
-_Job = tuple[str, bytes, bytes]  # hex id, header, data
+_Job = tuple[str, bytes]  # hex id, data
 
 
 class LooseWriter:
@@ -51,11 +50,8 @@ class LooseWriter:
         count = 0
         if isinstance(self.repo, _Repository):
             data, count = self.repo.cleaned(data)
-        header = b"blob %d\0" % len(data)
-        digest = hashlib.sha1(header)
-        digest.update(data)
-        self._jobs.put((digest.hexdigest(), header, data))
-        oid = pygit2.Oid(raw=digest.digest())
+        oid = pygit2.hash(data)  # the blob's id, as libgit2 computes it
+        self._jobs.put((str(oid), data))
         if isinstance(self.repo, _Repository):
             self.repo.written(oid, count)
         return oid
@@ -87,14 +83,15 @@ class LooseWriter:
                 self._failed.append(error)
 
 
-def store(objects: Path, hex_id: str, header: bytes, data: bytes) -> None:
+def store(objects: Path, hex_id: str, data: bytes) -> None:
     """One loose object, unless it is there already."""
     folder = objects / hex_id[:2]
     target = folder / hex_id[2:]
     if target.exists():
         return
     compressor = zlib.compressobj(LOOSE_LEVEL)
-    packed = compressor.compress(header) + compressor.compress(data) + compressor.flush()
+    packed = compressor.compress(b"blob %d\0" % len(data)) + compressor.compress(data) \
+        + compressor.flush()
     folder.mkdir(mode=0o700, exist_ok=True)
     descriptor, temp = tempfile.mkstemp(dir=folder, prefix="tmp_obj_")  # 0600
     try:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import pygit2
 
 from .lock import alive, state_dir, temp_dir
+from .packing import UNDELTIFIED
 from .repo import _Repository
 
 if TYPE_CHECKING:
@@ -37,10 +38,6 @@ if TYPE_CHECKING:
 LEVEL = 0  # stored: the background repack compresses (see above)
 _BLOB = 3  # git's object type number for a blob
 _TEMP_PREFIX = "pack-"
-# The packs written here hold whole blobs, and git never tries deltas between two objects of one
-# pack (it takes them as tried by the pack's writer): a push would send them whole, 3.9 MB for a
-# 16 MiB session instead of 0.7. Their names are listed for the background repack to redo.
-UNDELTIFIED = "undeltified-packs"
 
 
 class PackWriter:

@@ -26,7 +26,6 @@ from pathlib import Path
 
 from . import errorlog
 from .lock import state_dir
-from .pack import UNDELTIFIED
 
 # ~40 Stop commits of a long session (a chunk, four trees and a commit each): the loose copies
 # of a 256 KiB last chunk add up fast, so the folder stays within 2x gzip of the transcript.
@@ -40,6 +39,10 @@ _MARKER = "packing"
 # they are two weeks old, as in `git gc`. Only loose objects beyond those count towards the
 # limit, so that they cannot make every hook start a repack that changes nothing.
 _DONE = "packed"
+# The packs PackWriter writes hold whole blobs, and git never tries deltas between two objects of
+# one pack (it takes them as tried by the pack's writer): a push would send them whole, 3.9 MB for
+# a 16 MiB session instead of 0.7. Their names are listed here for the background repack to redo.
+UNDELTIFIED = "undeltified-packs"
 
 
 def loose_estimate(gitdir: Path) -> int:
