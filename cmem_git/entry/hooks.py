@@ -186,6 +186,9 @@ def _commit(run_: _Run, event: HookEvent, edit: checkpoint.Edit | None = None
 def _refresh_index(store: Store) -> None:
     """Keep the search index current while it is cheap (not in a foreground SessionEnd, whose
     budget is too tight; a large update waits for the next search, which does it anyway)."""
+    from ..read import index_file
+    if not index_file.path(store.gitdir, create=False).is_file():
+        return  # never searched: no index to keep, and no need to load the code that keeps it
     from ..read import search_index
     search_index.refresh_if_cheap(store, _INDEX_CHEAP_BYTES)
 
