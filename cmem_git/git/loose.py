@@ -1,13 +1,13 @@
 """Writing a hook's new blobs as loose objects, compressed beside the redaction.
 
 A hook's usual append is a few chunks of up to 256 KiB. Stored one after another through libgit2
-(`create_blob`), each is redacted, then compressed, in turn, on one core: zlib at level 6 is
-about a third of the work. Here each chunk's id is computed at once (the caller needs it), and
+(`create_blob`), each is redacted, then compressed, in turn, on one core: zlib is a large part
+of the work. Here each chunk's id is computed at once (the caller needs it), and
 its compression and write go to a worker thread, which runs while the caller redacts the next
 chunk (zlib releases the GIL).
 
 The objects are git's own loose format, as libgit2 writes them: `objects/<2 hex>/<38 hex>`,
-zlib of `blob <size>\\0` + the bytes, at the level the repository's loose backend uses, mode 0600
+zlib of `blob <size>\\0` + the bytes, at the level of the repository's loose backend, mode 0600
 in folders of mode 0700. Each is written to a temp file in its fan-out folder and linked to its
 name, so a reader never sees half an object and an object already there is never replaced (the
 same id is the same bytes). A process killed midway leaves at most unreferenced objects, as any
