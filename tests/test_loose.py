@@ -100,3 +100,19 @@ def test_an_abandoned_writer_stops(tmp_path: Path) -> None:
     writer.abandon()
     assert not writer._worker.is_alive()
     fsck_clean(store.workdir)
+
+
+def test_without_hard_links_the_object_is_renamed_into_place(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """Some file systems refuse hard links (EPERM): git then renames, and so does the writer."""
+    def refuse(source: object, target: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+    monkeypatch.setattr(os, "link", refuse)
+    store = Store.init(tmp_path / "mem")
+    writer = LooseWriter(store.repo)
+    oid = writer.add(b"renamed")
+    writer.finish()
+    assert bytes(store.repo[oid].data) == b"renamed"
+    assert not [p for p in (store.gitdir / "objects").rglob("*") if "tmp" in p.name]
+    fsck_clean(store.workdir)

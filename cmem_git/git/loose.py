@@ -101,5 +101,7 @@ def store(objects: Path, hex_id: str, data: bytes) -> None:
             os.link(temp, target)  # fails, rather than replaces, when the object is there
         except FileExistsError:
             pass
+        except OSError:  # a file system without hard links: renamed instead, as git does
+            os.replace(temp, target)
     finally:
-        os.unlink(temp)
+        Path(temp).unlink(missing_ok=True)
