@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS, PYTHON, Project, cmem, git, payload, run_hook
 
-from cmem_git.setup.settings import HOOK_EVENTS
+from cmem_git.setup.settings import HOOK_EVENTS, interpreter
 
 SHORT = CORPUS / "spotter" / "short.jsonl"
 HEALTHY = "everything is in order"
@@ -130,7 +130,8 @@ def test_hook_with_a_missing_interpreter_is_pointed_at_this_cmem(project: Projec
     path = project.root / ".claude" / "settings.local.json"
     text = path.read_text()
     gone = "/opt/removed-venv/bin/python"
-    assert text.count(json.dumps(PYTHON)[1:-1]) == len(HOOK_EVENTS)
+    [python] = {interpreter(project.hook_command(event)) for event in HOOK_EVENTS}
+    assert python is not None and python.startswith(PYTHON)
     path.write_text(text.replace(json.dumps(PYTHON)[1:-1], gone, 1))
     broken = [event for event in ("SessionStart", "PreCompact", "SessionEnd", "Stop")
               if gone in project.hook_command(event)]
@@ -144,7 +145,7 @@ def test_hook_with_a_missing_interpreter_is_pointed_at_this_cmem(project: Projec
     assert_finds(project, "hooks", event, "does not run", gone)
     fix(project)
     assert gone not in path.read_text()
-    interpreters = {shlex.split(project.hook_command(e))[0] for e in
+    interpreters = {interpreter(project.hook_command(e)) or "" for e in
                     ("SessionStart", "PreCompact", "SessionEnd", "Stop")}
     assert len(interpreters) == 1 and Path(interpreters.pop()).is_file()
     done = run_hook(project, event, payload(event, sid, transcript, project.root))

@@ -184,13 +184,10 @@ def _old_hooks(project: Path) -> list[Finding]:
 @functools.cache
 def _runs(command: str) -> bool:
     """Whether the interpreter a hook names can import cmem."""
-    try:
-        words = shlex.split(command)
-    except ValueError:
+    python = settings.interpreter(command)
+    if python is None or not Path(python).is_file():
         return False
-    if not words or not Path(words[0]).is_file():
-        return False
-    done = subprocess.run([words[0], "-m", "cmem_git", "--version"], capture_output=True,
+    done = subprocess.run([python, "-m", "cmem_git", "--version"], capture_output=True,
                           timeout=30)
     return done.returncode == 0
 
