@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import traceback
 from pathlib import Path
 
 from .lock import state_dir
@@ -27,6 +26,8 @@ def record(gitdir: Path, event: str, message: str) -> None:
 
 def log_traceback(gitdir: Path, error: BaseException) -> Path:
     path = state_dir(gitdir) / LOG
+    import traceback  # only here: SessionStart's warm path loads this module for its names
+
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     _append(path, f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n{text}")
     return path
