@@ -152,6 +152,21 @@ def test_hook_with_a_missing_interpreter_is_pointed_at_this_cmem(project: Projec
     assert done.returncode == 0, done.stderr
 
 
+def test_hook_an_earlier_cmem_installed_is_updated(project: Project) -> None:
+    """Before Stop and SessionEnd were started by a shell line, their command was the plain
+    one; it still works (the process forks itself), and doctor offers the faster one."""
+    path = project.root / ".claude" / "settings.local.json"
+    now = project.hook_command("Stop")
+    python = interpreter(now) or ""
+    old = f"{shlex.quote(python)} -m cmem_git hook stop"
+    path.write_text(path.read_text().replace(json.dumps(now)[1:-1], json.dumps(old)[1:-1]))
+    assert project.hook_command("Stop") == old
+    assert_finds(project, "hooks", "Stop", "not the command this cmem installs", old)
+    fix(project)
+    assert project.hook_command("Stop") == now
+    assert doctor(project).returncode == 0
+
+
 @pytest.mark.parametrize("name", ["settings.json", "settings.local.json"])
 def test_unreadable_settings_are_reported_not_repaired(project: Project, name: str) -> None:
     path = project.root / ".claude" / name

@@ -142,6 +142,12 @@ def _hooks(project: Path) -> list[Finding]:
             found.append(Finding("hooks", f"the {event} hook does not run: {command}",
                                  "the virtualenv moved or was removed: `cmem doctor --fix` "
                                  "points the hooks at this cmem", reinstall))
+        elif command != settings.hook_command(settings.interpreter(command) or "",
+                                              settings.HOOK_EVENTS[event]):
+            found.append(Finding("hooks", f"the {event} hook is not the command this cmem "
+                                 f"installs: {command}", "an earlier cmem installed it (it "
+                                 "works, more slowly); `cmem doctor --fix` updates it",
+                                 reinstall))
     return found
 
 
