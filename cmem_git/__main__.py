@@ -16,10 +16,10 @@ from . import paths
 def main() -> int:
     paths.private()
     args = sys.argv[1:]
-    if len(args) == 2 and args[0] == "hook":
+    if len(args) in (2, 3) and args[0] == "hook" and args[2:] in ([], ["--detached"]):
         from .entry.detach import main as hook
 
-        status = hook(args[1])
+        status = hook(args[1], detached=len(args) == 3)
         # Everything is written and closed by now; skipping interpreter teardown (module and
         # libgit2 clean-up) saves 10-15 ms of a hook's budget.
         sys.stdout.flush()

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS, PYTHON, Project, cmem, git, payload, run_hook
 
-from cmem_git.setup.settings import HOOK_EVENTS
+from cmem_git.setup.settings import HOOK_EVENTS, interpreter
 
 SHORT = CORPUS / "spotter" / "short.jsonl"
 HEALTHY = "everything is in order"
@@ -130,7 +130,8 @@ def test_hook_with_a_missing_interpreter_is_pointed_at_this_cmem(project: Projec
     path = project.root / ".claude" / "settings.local.json"
     text = path.read_text()
     gone = "/opt/removed-venv/bin/python"
-    assert text.count(json.dumps(PYTHON)[1:-1]) == len(HOOK_EVENTS)
+    [python] = {interpreter(project.hook_command(event)) for event in HOOK_EVENTS}
+    assert python is not None and python.startswith(PYTHON)
     path.write_text(text.replace(json.dumps(PYTHON)[1:-1], gone, 1))
     broken = [event for event in ("SessionStart", "PreCompact", "SessionEnd", "Stop")
               if gone in project.hook_command(event)]
@@ -144,11 +145,26 @@ def test_hook_with_a_missing_interpreter_is_pointed_at_this_cmem(project: Projec
     assert_finds(project, "hooks", event, "does not run", gone)
     fix(project)
     assert gone not in path.read_text()
-    interpreters = {shlex.split(project.hook_command(e))[0] for e in
+    interpreters = {interpreter(project.hook_command(e)) or "" for e in
                     ("SessionStart", "PreCompact", "SessionEnd", "Stop")}
     assert len(interpreters) == 1 and Path(interpreters.pop()).is_file()
     done = run_hook(project, event, payload(event, sid, transcript, project.root))
     assert done.returncode == 0, done.stderr
+
+
+def test_hook_an_earlier_cmem_installed_is_updated(project: Project) -> None:
+    """Before Stop and SessionEnd were started by a shell line, their command was the plain
+    one; it still works (the process forks itself), and doctor offers the faster one."""
+    path = project.root / ".claude" / "settings.local.json"
+    now = project.hook_command("Stop")
+    python = interpreter(now) or ""
+    old = f"{shlex.quote(python)} -m cmem_git hook stop"
+    path.write_text(path.read_text().replace(json.dumps(now)[1:-1], json.dumps(old)[1:-1]))
+    assert project.hook_command("Stop") == old
+    assert_finds(project, "hooks", "Stop", "not the command this cmem installs", old)
+    fix(project)
+    assert project.hook_command("Stop") == now
+    assert doctor(project).returncode == 0
 
 
 @pytest.mark.parametrize("name", ["settings.json", "settings.local.json"])

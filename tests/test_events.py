@@ -33,7 +33,8 @@ def test_installed_settings_follow_the_table(tmp_path: Path) -> None:
     for event in EVENTS:
         (entry,) = installed[event.claude][0]["hooks"]
         assert entry["timeout"] == event.timeout
-        assert entry["command"].endswith(f"-m cmem_git hook {event.name}")
+        assert f"/usr/bin/python3 -m cmem_git hook {event.name}" in entry["command"]
+        assert entry["command"].startswith("m=") == event.detached  # the shell line's marker
 
 
 def test_the_detail_field_of_each_event_is_read_from_its_payload() -> None:

@@ -777,6 +777,9 @@ def test_a_detached_hook_returns_at_once_and_its_problem_reaches_the_next_sessio
     quiet(run_hook(project, event, event_payload(project, event, other, broken)))
     text = context_of(session_start(project, earlier.sid))
     assert "hook problems" in text and event.lower().replace("sessionend", "session-end") in text
+    # Input that is not JSON is reported there too (the shell line's process has no terminal).
+    quiet(run_hook(project, event, b"{session_id: nope"))
+    assert "not JSON" in context_of(session_start(project, earlier.sid))
     assert_kept(earlier)
 
 

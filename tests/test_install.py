@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 from conftest import MINIMAL_PATH, Project, payload, run_hook
 
+from cmem_git.setup.settings import interpreter
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 _SKIP = {".git", ".venv", ".test-venv", "build", "dist", "bench", "__pycache__",
@@ -125,8 +127,8 @@ def test_readmes_install_command_works_on_a_pep_668_system(system_python: Path, 
     assert (project / ".claude" / "memory" / ".git").is_dir()
     home = Path(env["HOME"])
     local = json.loads((project / ".claude" / "settings.local.json").read_text())
-    interpreter = local["hooks"]["Stop"][0]["hooks"][0]["command"].split(" -m ")[0]
-    assert interpreter.startswith(str(home / ".local"))  # the tool's own virtualenv
+    python = interpreter(local["hooks"]["Stop"][0]["hooks"][0]["command"])
+    assert python is not None and python.startswith(str(home / ".local"))  # the tool's own virtualenv
     assert (home / ".claude" / "commands" / "resume-latest.md").is_file()
     status = subprocess.run(["git", "-C", str(project), "status", "--porcelain",
                              "--untracked-files=all"], capture_output=True, text=True, env=env)
@@ -143,6 +145,6 @@ def test_readmes_install_command_works_on_a_pep_668_system(system_python: Path, 
                    cwd=home)
     assert ran.returncode == 0 and ran.stderr == b"", ran.stderr
     assert f"Cmem-Session: {sid}" in target.git("log", "-1", "--format=%B")
-    doctor = subprocess.run([interpreter, "-m", "cmem_git", "doctor"], cwd=project,
+    doctor = subprocess.run([python, "-m", "cmem_git", "doctor"], cwd=project,
                             env={**env, "PATH": MINIMAL_PATH}, capture_output=True, text=True)
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr

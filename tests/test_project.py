@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import CORPUS, MINIMAL_PATH, PYTHON, Project, cmem, git, payload, run_hook
 
-from cmem_git.setup.settings import HOOK_EVENTS
+from cmem_git.setup.settings import HOOK_EVENTS, interpreter
 
 USER_SETTINGS = {
     "permissions": {"allow": ["Bash(npm test)"]},
@@ -240,6 +241,6 @@ def test_hooks_example_is_what_init_writes(project: Project) -> None:
     example = json.loads((Path(__file__).parents[1] / "hooks" / "settings.example.json")
                          .read_text())["hooks"]
     written = project.settings()["hooks"]
-    interpreter = written["Stop"][0]["hooks"][0]["command"].split(" -m ")[0]
-    text = json.dumps(example).replace("/home/me/.venvs/cmem/bin/python", interpreter)
+    python = interpreter(written["Stop"][0]["hooks"][0]["command"]) or ""
+    text = json.dumps(example).replace("/home/me/.venvs/cmem/bin/python", shlex.quote(python))
     assert json.loads(text) == written

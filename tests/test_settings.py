@@ -4,18 +4,22 @@ import json
 import os
 import stat
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cmem_git.errors import SettingsError
+from cmem_git.git.lock import alive, markers_dir
+from cmem_git.repo.events import BY_NAME
 from cmem_git.setup.settings import (
     ASYNC_EVENTS,
     DEFAULT_TIMEOUTS,
     HOOK_EVENTS,
     hook_command,
     install_hooks,
+    interpreter,
     is_cmem_command,
     uninstall_hooks,
 )
@@ -59,14 +63,19 @@ def cmem_hooks(data: Any, event: str) -> list[dict[str, Any]]:
 # --- hook_command / is_cmem_command ---------------------------------------------------------------
 
 def test_hook_command_quotes_the_interpreter() -> None:
-    assert hook_command(PY, "stop") == "'/opt/cmem venv/bin/python' -m cmem_git hook stop"
-    assert hook_command("/usr/bin/python3", "session-end") == "/usr/bin/python3 -m cmem_git hook session-end"
+    assert hook_command(PY, "pre-compact") == "'/opt/cmem venv/bin/python' -m cmem_git hook pre-compact"
+    assert hook_command("/usr/bin/python3", "session-start") == \
+        "/usr/bin/python3 -m cmem_git hook session-start"
+    for detached in ("stop", "subagent-stop", "session-end"):  # a shell line around it
+        assert "'/opt/cmem venv/bin/python' -m cmem_git hook " + detached in hook_command(PY, detached)
+        assert interpreter(hook_command(PY, detached)) == PY
 
 
 def test_hook_command_makes_a_relative_interpreter_absolute(tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert hook_command("venv/bin/python", "stop") == f"{tmp_path}/venv/bin/python -m cmem_git hook stop"
+    for event in ("stop", "pre-compact"):
+        assert interpreter(hook_command("venv/bin/python", event)) == f"{tmp_path}/venv/bin/python"
 
 
 def test_hook_command_needs_an_interpreter() -> None:
@@ -75,35 +84,89 @@ def test_hook_command_needs_an_interpreter() -> None:
 
 
 def fake_python(tmp_path: Path) -> Path:
-    """An 'interpreter' in a folder whose name needs quoting; it prints its arguments, one a line."""
+    """An 'interpreter' in a folder whose name needs quoting. It prints its arguments, one a
+    line, and writes them and its stdin to files beside it (a detached hook's output goes
+    nowhere); with `hold` there, it waits until the file is removed."""
     folder = tmp_path / "my env's dir $HOME" / "bin"
     folder.mkdir(parents=True)
     script = folder / "python"
-    script.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    script.write_text('#!/bin/sh\nhere=$(dirname "$0")\nprintf "%s\\n" "$@"\n'
+                      'cat > "$here/stdin"\n'
+                      'while [ -e "$here/hold" ]; do sleep 0.05; done\n'
+                      'printf "%s\\n" "$@" > "$here/args.tmp" && mv "$here/args.tmp" "$here/args"\n')
     script.chmod(0o755)
     return script
 
 
-def run_hook(command: str, cwd: Path) -> list[str]:
-    """Run a command the way Claude Code does: through a shell, here with no venv on PATH."""
-    done = subprocess.run(["sh", "-c", command], cwd=cwd, env={"PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True, check=True)
-    return done.stdout.splitlines()
+def run_hook(command: str, cwd: Path, **env: str) -> list[str]:
+    """Run a command the way Claude Code does: through a shell, here with no venv on PATH; the
+    arguments the (fake) interpreter got, once it is done."""
+    python = Path(interpreter(command) or "")
+    (python.parent / "args").unlink(missing_ok=True)
+    subprocess.run(["sh", "-c", command], cwd=cwd, env={"PATH": "/usr/bin:/bin", **env},
+                   input="{}", capture_output=True, text=True, check=True)
+    for _ in range(400):
+        if (python.parent / "args").exists():
+            break
+        time.sleep(0.05)
+    return (python.parent / "args").read_text().splitlines()
+
+
+def initialised(tmp_path: Path) -> tuple[Path, Path]:
+    """A project folder whose memory repository has the markers' folder `cmem init` makes."""
+    project = tmp_path / "project"
+    gitdir = project / ".claude" / "memory" / ".git"
+    gitdir.mkdir(parents=True)
+    return project, markers_dir(gitdir)
 
 
 def test_generated_command_runs_from_any_folder(tmp_path: Path) -> None:
     python = fake_python(tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
+    project, _ = initialised(tmp_path)
     command = hook_command(str(python), "session-end")
-    assert run_hook(command, elsewhere) == ["-m", "cmem_git", "hook", "session-end"]
+    assert run_hook(command, elsewhere, CLAUDE_PROJECT_DIR=str(project)) == \
+        ["-m", "cmem_git", "hook", "session-end", "--detached"]
+    # In the foreground when asked, and where there is no repository (Python says so).
+    foreground = ["-m", "cmem_git", "hook", "session-end"]
+    assert run_hook(command, elsewhere, CLAUDE_PROJECT_DIR=str(project),
+                    CMEM_HOOK_FOREGROUND="1") == foreground
+    assert run_hook(command, elsewhere, CLAUDE_PROJECT_DIR=str(elsewhere)) == foreground
+    assert run_hook(command, elsewhere) == foreground
 
 
 def test_installed_commands_run_with_their_subcommand(tmp_path: Path, path: Path) -> None:
     install_hooks(path, str(fake_python(tmp_path)))
+    project, _ = initialised(tmp_path)
     for event, subcommand in HOOK_EVENTS.items():
         [hook] = cmem_hooks(read(path), event)
-        assert run_hook(hook["command"], tmp_path) == ["-m", "cmem_git", "hook", subcommand]
+        detached = ["--detached"] if BY_NAME[subcommand].detached else []
+        assert run_hook(hook["command"], tmp_path, CLAUDE_PROJECT_DIR=str(project)) == \
+            ["-m", "cmem_git", "hook", subcommand, *detached]
+
+
+def test_a_detached_hook_returns_before_its_work_is_done(tmp_path: Path) -> None:
+    """The shell returns while the process it started still runs, marked by its pid where
+    `detach.running` looks, and that process gets the hook's stdin whole."""
+    python = fake_python(tmp_path)
+    project, markers = initialised(tmp_path)
+    (python.parent / "hold").touch()
+    payload = json.dumps({"session_id": "x" * 70_000})  # more than a pipe's buffer
+    done = subprocess.run(["sh", "-c", hook_command(str(python), "stop")], input=payload,
+                          capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "CLAUDE_PROJECT_DIR": str(project)})
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    [marker] = list(markers.iterdir())
+    assert alive(int(marker.name)) and not (python.parent / "args").exists()
+    (python.parent / "hold").unlink()
+    for _ in range(400):
+        if not alive(int(marker.name)):
+            break
+        time.sleep(0.05)
+    assert (python.parent / "stdin").read_text() == payload
+    assert (python.parent / "args").read_text().split() == ["-m", "cmem_git", "hook", "stop",
+                                                            "--detached"]
 
 
 @pytest.mark.parametrize("command", [

@@ -174,6 +174,16 @@ def wait_background(device: Device, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+def pushed(device: Device, bare: Path) -> None:
+    """The background sync a SessionEnd started has pushed the device's tip; if not, say what
+    it logged (it steps aside when another sync holds the network lock)."""
+    wait_background(device)
+    log = device.memory / ".git" / "cmem" / "sync.log"
+    said = (log.read_text(errors="replace") if log.exists() else "(no sync.log)") + \
+        f"\npending errors: {pending_errors(device)}"
+    assert git_at(bare, "rev-parse", "main").strip() == device.head(), said
+
+
 def stop_background(device: Device) -> None:
     """Teardown: a background sync this test started must not outlive it."""
     try:
@@ -313,10 +323,8 @@ def test_two_devices_sync_over_each_transport(tmp_path: Path, laptop: Device, de
         data = (SPOTTER / "tool_heavy.jsonl").read_bytes()
         append(transcript, data)
         quiet(laptop.hook("SessionEnd", sid))
-        wait_background(laptop)
+        pushed(laptop, bare)  # the SessionEnd hook's background sync pushed the backup
         assert pending_errors(laptop) == []
-        # The SessionEnd hook's background sync pushed the backup.
-        assert git_at(bare, "rev-parse", "main").strip() == laptop.head()
 
         assert "fast-forward from origin" in desktop.ok("pull")
         assert stored(desktop.memory, sid) == data
@@ -836,7 +844,7 @@ def test_restore_round_trip(tmp_path: Path, laptop: Device, desktop: Device,
     quiet(laptop.hook("PreCompact", sid))
     append(main, files[f"{sid}.jsonl"][len(half):])
     quiet(laptop.hook("SessionEnd", sid))
-    wait_background(laptop)
+    pushed(laptop, bare)
     assert local_files(laptop.claude_folder) == files
 
     assert not (desktop.project.home / ".claude" / "projects").exists()  # no transcripts yet

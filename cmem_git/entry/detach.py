@@ -2,11 +2,13 @@
 
 Claude Code waits for each hook process: Stop before the turn ends, SubagentStop inside it,
 SessionEnd before it exits (in print mode too). Their result matters to nobody in the session,
-so the process reads its input, forks and returns at once; the child, in a session of its own
-so that neither Claude Code's exit nor the kill that ends SessionEnd's 1.5 s budget reaches it,
-commits. Claude Code's own `async: true` option would not do: with 2.1.332 an asynchronous Stop
-hook of a `claude -p` session never ran. This module loads only the standard library and the
-few cmem modules it needs, because the parent's whole cost is Python's start-up plus this.
+so the hook's shell line (setup/settings.py) starts `hook NAME --detached` in the background and
+returns; that process makes a session of its own, so that neither Claude Code's exit nor the
+kill that ends SessionEnd's 1.5 s budget reaches it, and commits. Claude Code's own
+`async: true` option would not do: with 2.1.332 an asynchronous Stop hook of a `claude -p`
+session never ran. A command installed by an earlier cmem (`hook NAME` alone) reads its input,
+forks and returns: the same, after a Python start-up and this module's imports, which is why
+this module loads only the standard library and the few cmem modules it needs.
 
 What a detached hook would have told the user goes to the error log, which the next SessionStart
 reports. Each running child leaves a marker, `.git/cmem/detached/<pid>`, so that `wait` (tests,
@@ -24,19 +26,21 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .. import paths
-from ..git.lock import alive, state_dir
+from ..git.lock import alive, markers_dir, state_dir
 from ..repo.events import BY_NAME
 
 FOREGROUND = "CMEM_HOOK_FOREGROUND"
 MAX_INPUT = 16 * 1024 * 1024
-_MARKERS = "detached"
 _LOG = "detached.log"
 
 
-def main(name: str) -> int:
-    """`python -m cmem_git hook NAME`: read the event, then do the work here or in a child."""
+def main(name: str, detached: bool = False) -> int:
+    """`python -m cmem_git hook NAME`: read the event, then do the work here or in a child.
+    `detached`: this process already runs in the background (`hook NAME --detached`)."""
     if name not in BY_NAME:  # the background jobs hooks start, or a name to complain about
         return _hook(name, b"")
+    if detached and BY_NAME[name].detached:
+        return _detached(name)
     data = b"" if sys.stdin.isatty() else sys.stdin.buffer.read(MAX_INPUT)
     if name == "session-start":
         from .warm_start import answer
@@ -52,10 +56,33 @@ def main(name: str) -> int:
         return _hook(name, data)
     if _fork(gitdir):
         return 0
+    return _work(name, data, gitdir)
+
+
+def _detached(name: str) -> int:
+    """Started in the background by the hook's shell, which has returned: leave Claude Code's
+    session first, then read the input (fd 0 is the hook's stdin, passed on)."""
+    try:
+        os.setsid()
+    except OSError:
+        pass  # already a group leader, started by hand
+    data = sys.stdin.buffer.read(MAX_INPUT)
+    gitdir = _gitdir(data, os.environ, or_project=True)
+    if gitdir is None:  # no repository to log to: hooks.py reports it on stdout, to nobody
+        return _hook(name, data, detached=True)
+    try:
+        (markers_dir(gitdir) / str(os.getpid())).touch(mode=0o600)
+        _to_log(os.open(state_dir(gitdir) / _LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    except OSError:
+        pass  # then `wait` cannot see this process, or its output is lost; the commit is not
+    return _work(name, data, gitdir)
+
+
+def _work(name: str, data: bytes, gitdir: Path) -> int:
     try:
         return _hook(name, data, detached=True)
     finally:
-        (state_dir(gitdir, create=False) / _MARKERS / str(os.getpid())).unlink(missing_ok=True)
+        (markers_dir(gitdir, create=False) / str(os.getpid())).unlink(missing_ok=True)
 
 
 def _hook(name: str, data: bytes, detached: bool = False) -> int:
@@ -84,7 +111,7 @@ def wait(gitdir: Path, seconds: float) -> bool:
 
 
 def running(gitdir: Path) -> bool:
-    folder = state_dir(gitdir, create=False) / _MARKERS
+    folder = markers_dir(gitdir, create=False)
     try:
         markers = list(folder.iterdir())
     except OSError:
@@ -99,13 +126,17 @@ def _detaches(name: str) -> bool:
     return BY_NAME[name].detached and not os.environ.get(FOREGROUND)
 
 
-def _gitdir(data: bytes, environ: Mapping[str, str]) -> Path | None:
+def _gitdir(data: bytes, environ: Mapping[str, str], or_project: bool = False
+            ) -> Path | None:
     """The memory repository the event is for; None when the input is not a hook event of a
-    project with memory, which the foreground path then reports."""
+    project with memory, which the foreground path then reports. `or_project`: input that is
+    not JSON is for CLAUDE_PROJECT_DIR's repository, whose error log then says so."""
     try:
         payload = json.loads(data)
     except ValueError:
-        return None
+        if not or_project:
+            return None
+        payload = None
     cwd = payload.get("cwd") if isinstance(payload, dict) else None
     found = project(environ, Path(cwd) if isinstance(cwd, str) and cwd and "\0" not in cwd
                     else None)
@@ -117,8 +148,7 @@ def _fork(gitdir: Path) -> bool:
     """True in the parent, once the child runs on its own; False in the child, and when no
     child could be started (then this process does the work, as in the foreground)."""
     try:
-        markers = state_dir(gitdir) / _MARKERS
-        markers.mkdir(mode=0o700, exist_ok=True)
+        markers = markers_dir(gitdir)
         log = os.open(state_dir(gitdir) / _LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     except OSError:
         return False
@@ -129,11 +159,7 @@ def _fork(gitdir: Path) -> bool:
         return False
     if pid == 0:
         os.setsid()
-        null = os.open(os.devnull, os.O_RDONLY)
-        for target, source in ((0, null), (1, log), (2, log)):
-            os.dup2(source, target)  # Claude Code waits until the hook's pipes close
-        os.close(null)
-        os.close(log)
+        _to_log(log)
         return False
     os.close(log)
     try:
@@ -141,3 +167,13 @@ def _fork(gitdir: Path) -> bool:
     except OSError:
         pass  # then `wait` cannot see this child; the commit itself is unaffected
     return True
+
+
+def _to_log(log: int) -> None:
+    """Stdin from /dev/null, stdout and stderr to `log` (Claude Code waits until the hook's
+    pipes close)."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    for target, source in ((0, null), (1, log), (2, log)):
+        os.dup2(source, target)
+    os.close(null)
+    os.close(log)

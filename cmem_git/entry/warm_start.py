@@ -79,8 +79,6 @@ def keep(store: Store, root: Path, config: Config, folder: Path,
     files are fingerprinted (`watched`, taken here unless given) before the tip and the facts
     are read (`known`, read here unless given): whatever changes after that is seen when the
     entry is saved, or by the SessionStart that reads it. Never raises."""
-    from dataclasses import asdict
-
     from ..capture import recovery
     from ..git import errorlog
     from ..read import context
@@ -95,7 +93,7 @@ def keep(store: Store, root: Path, config: Config, folder: Path,
             known = str(tip.id), context.facts(store, tip, settings(config))
         if recovery.remember(store, folder):
             start_cache.save(store.gitdir, known[0], watched, known[1].to_json(),
-                             asdict(settings(config)))
+                             settings(config)._asdict())
     except Exception as error:  # the cache only saves work: the commit before it stands
         errorlog.log_traceback(store.gitdir, error)
 

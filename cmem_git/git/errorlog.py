@@ -28,6 +28,8 @@ def log_traceback(gitdir: Path, error: BaseException) -> Path:
     import traceback  # only when something went wrong: not on every hook's path
 
     path = state_dir(gitdir) / LOG
+    import traceback  # only here: SessionStart's warm path loads this module for its names
+
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     _append(path, f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n{text}")
     return path

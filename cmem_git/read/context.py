@@ -36,7 +36,7 @@ def facts(store: Store, tip: pygit2.Commit | None, settings: Settings,
     document, since = since_document(store.repo, tip_id)
     return Facts(_boundary(document), _pending(since),
                  last_content_change(store.repo, tip_id, memory.ACTIVE),
-                 _large(store, settings.size_warning_kib), lagging)
+                 tuple(_large(store, settings.size_warning_kib)), lagging)
 
 
 def _boundary(document: Entry | None) -> Boundary | None:

@@ -18,9 +18,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..atomic import write_atomic
 from ..git.lock import state_dir
@@ -38,14 +37,14 @@ _LAST = "*"  # the last context given in any session
 _MESSAGE_WIDTH = 300
 
 
-@dataclass(frozen=True)
-class Settings:
+# NamedTuples, not dataclasses: the warm SessionStart (entry/warm_start.py) loads this module,
+# and `dataclasses` (with `inspect`) would be a sixth of its imports.
+class Settings(NamedTuple):
     staleness_hours: float
     size_warning_kib: float
 
 
-@dataclass(frozen=True)
-class Boundary:
+class Boundary(NamedTuple):
     """The last session document, or the discard/fresh start that cleared pending backups."""
 
     id: str
@@ -55,8 +54,7 @@ class Boundary:
     where: str = ""
 
 
-@dataclass(frozen=True)
-class Pending:
+class Pending(NamedTuple):
     """One session's backups since the boundary, newest first."""
 
     session: str
@@ -65,16 +63,16 @@ class Pending:
     records: int
 
 
-@dataclass(frozen=True)
-class Facts:
+class Facts(NamedTuple):
     boundary: Boundary | None
     pending: list[Pending]  # the most recently backed up session first
     active_changed: float | None  # commit time of the last real change to active-context.md
-    large: list[str] = field(default_factory=list)  # memory files over the size threshold
+    large: tuple[str, ...] = ()  # memory files over the size threshold
     lagging: str | None = None  # local transcripts older than the stored copies
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**self._asdict(), "boundary": self.boundary._asdict() if self.boundary else None,
+                "pending": [p._asdict() for p in self.pending]}
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> Facts:
@@ -82,11 +80,10 @@ class Facts:
         return cls(Boundary(**boundary) if boundary else None,
                    [Pending(p["session"], [(e, t) for e, t in p["events"]], p["commits"],
                             p["records"]) for p in value["pending"]],
-                   value["active_changed"], list(value["large"]), value["lagging"])
+                   value["active_changed"], tuple(value["large"]), value["lagging"])
 
 
-@dataclass(frozen=True)
-class Line:
+class Line(NamedTuple):
     """One line of the context. On a resume it is repeated only when `mark`, what it says
     with the clock taken out, changed since the last context; an empty mark is always news."""
 

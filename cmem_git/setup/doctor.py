@@ -142,6 +142,12 @@ def _hooks(project: Path) -> list[Finding]:
             found.append(Finding("hooks", f"the {event} hook does not run: {command}",
                                  "the virtualenv moved or was removed: `cmem doctor --fix` "
                                  "points the hooks at this cmem", reinstall))
+        elif command != settings.hook_command(settings.interpreter(command) or "",
+                                              settings.HOOK_EVENTS[event]):
+            found.append(Finding("hooks", f"the {event} hook is not the command this cmem "
+                                 f"installs: {command}", "an earlier cmem installed it (it "
+                                 "works, more slowly); `cmem doctor --fix` updates it",
+                                 reinstall))
     return found
 
 
@@ -184,13 +190,10 @@ def _old_hooks(project: Path) -> list[Finding]:
 @functools.cache
 def _runs(command: str) -> bool:
     """Whether the interpreter a hook names can import cmem."""
-    try:
-        words = shlex.split(command)
-    except ValueError:
+    python = settings.interpreter(command)
+    if python is None or not Path(python).is_file():
         return False
-    if not words or not Path(words[0]).is_file():
-        return False
-    done = subprocess.run([words[0], "-m", "cmem_git", "--version"], capture_output=True,
+    done = subprocess.run([python, "-m", "cmem_git", "--version"], capture_output=True,
                           timeout=30)
     return done.returncode == 0
 

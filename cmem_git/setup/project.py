@@ -28,6 +28,7 @@ import pygit2
 
 from .. import paths
 from ..capture import checkpoint, legacy
+from ..git.lock import markers_dir
 from ..git.repo import Draft
 from ..repo import memory
 from ..repo.config import default_device, load_config, write_default_config
@@ -138,6 +139,9 @@ def install_hooks(project: Path, executable: str, report: Report) -> None:
                               f"your team) into {local} (personal)")
     report.actions += [f"{change} in {local}" for change in settings.install_hooks(local,
                                                                                     executable)]
+    gitdir = paths.memory_dir(project) / ".git"
+    if gitdir.is_dir():  # where the hooks mark the processes they leave running
+        markers_dir(gitdir)
 
 
 def cmem_command(executable: str) -> str:

@@ -25,9 +25,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .. import paths
 from ..atomic import write_atomic
 from ..errors import SettingsError
-from ..repo.events import EVENTS
+from ..git.lock import markers_dir
+from ..repo.events import BY_NAME, EVENTS
 
 Json = dict[str, Any]
 
@@ -46,12 +48,40 @@ ASYNC_EVENTS: tuple[str, ...] = ()
 _CMEM_COMMAND = re.compile(r"-m\s+cmem_git\s+hook(?:\s|$)|(?:^|[\s/'\"])cmem['\"]?\s+hook(?:\s|$)")
 
 
+# Stop, SubagentStop and SessionEnd (events.py: `detached`): Claude Code waits for the hook's
+# shell, not for what it leaves running, so the shell starts cmem in the background and returns
+# in a few ms instead of after a Python start-up (~40 ms, twice per prompt and session). Stdin
+# is passed on through fd 3 (a background command's own stdin is /dev/null) and its output goes
+# nowhere, since Claude Code waits until the hook's pipes close; cmem logs to .git/cmem. The
+# marker of `detach.running` is made here, before the shell returns, so that a waiter cannot
+# look before the process has made its own. Without the markers' folder (no `cmem init` yet, a
+# repository from an earlier cmem) or with CMEM_HOOK_FOREGROUND=1, the hook runs as a plain
+# one: Python says what is wrong, or forks itself.
+_MARKERS = markers_dir(paths.MEMORY / ".git", create=False)
+_LAUNCHER = (f'm="$CLAUDE_PROJECT_DIR/{_MARKERS}"; '
+             '[ -n "$CMEM_HOOK_FOREGROUND" ] || [ ! -d "$m" ] && exec {command}; exec 3<&0; '
+             '{command} --detached <&3 3<&- >/dev/null 2>&1 & : 2>/dev/null >"$m/$!"; exit 0')
+
+
 def hook_command(executable: str, subcommand: str) -> str:
     """The shell command Claude Code runs for one hook; it works from any folder and any PATH."""
     if not executable:
         raise SettingsError("cannot tell which Python runs cmem (sys.executable is empty)",
                             hint="run cmem from a regular Python installation or venv")
-    return f"{shlex.quote(os.path.abspath(executable))} -m cmem_git hook {shlex.quote(subcommand)}"
+    command = (f"{shlex.quote(os.path.abspath(executable))} -m cmem_git hook "
+               f"{shlex.quote(subcommand)}")
+    return _LAUNCHER.format(command=command) if BY_NAME[subcommand].detached else command
+
+
+def interpreter(command: str) -> str | None:
+    """The Python a cmem hook command runs (the word before `-m cmem_git`)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    found = [words[i - 1] for i in range(1, len(words) - 1)
+             if words[i] == "-m" and words[i + 1] == "cmem_git"]
+    return found[0] if found else None
 
 
 def is_cmem_command(command: str) -> bool:
