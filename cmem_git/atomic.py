@@ -26,7 +26,7 @@ PRIVATE = 0o600
 def replacing(path: Path, mode: int = PRIVATE, fsync: bool = False,
               temp_folder: Path | None = None) -> Iterator[BinaryIO]:
     """A binary handle whose content replaces `path` when the block ends without an error."""
-    fd, temp = _create(temp_folder or path.parent, f".{path.name}.")
+    fd, temp = create_temp(temp_folder or path.parent, f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
@@ -42,7 +42,8 @@ def replacing(path: Path, mode: int = PRIVATE, fsync: bool = False,
         raise
 
 
-def _create(folder: Path, prefix: str) -> tuple[int, str]:
+def create_temp(folder: Path, prefix: str) -> tuple[int, str]:
+    """A new private file in `folder` (its descriptor and path), as `tempfile.mkstemp`."""
     for _ in range(100):
         temp = os.path.join(folder, f"{prefix}{os.urandom(6).hex()}.tmp")
         try:

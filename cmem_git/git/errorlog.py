@@ -25,8 +25,6 @@ def record(gitdir: Path, event: str, message: str) -> None:
 
 
 def log_traceback(gitdir: Path, error: BaseException) -> Path:
-    import traceback  # only when something went wrong: not on every hook's path
-
     path = state_dir(gitdir) / LOG
     import traceback  # only here: SessionStart's warm path loads this module for its names
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import os
 import queue
-import tempfile
 import threading
 import zlib
 from pathlib import Path
 
 import pygit2
 
+from ..atomic import create_temp
 from ..errors import StorageError
 from .repo import LOOSE_LEVEL, _Repository
 
@@ -93,7 +93,7 @@ def store(objects: Path, hex_id: str, data: bytes) -> None:
     packed = compressor.compress(b"blob %d\0" % len(data)) + compressor.compress(data) \
         + compressor.flush()
     folder.mkdir(mode=0o700, exist_ok=True)
-    descriptor, temp = tempfile.mkstemp(dir=folder, prefix="tmp_obj_")  # 0600
+    descriptor, temp = create_temp(folder, "tmp_obj_")  # 0600
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(packed)
