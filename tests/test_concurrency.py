@@ -444,7 +444,7 @@ def _kill(project: Project, process: subprocess.Popen[bytes], aim: int, rng: ran
     """SIGKILL the hook's process group after a random delay: anywhere in [0, typical] (aim 0),
     after it has likely started (aim 1), or within a few ms of it taking the repository lock,
     where it moves the branch and rewrites the index and memory files (aim 2: a window of a
-    ms or two, since transcripts are never checked out). The wall-clock phases of a hook vary by
+    few ms, since transcripts are never checked out). The wall-clock phases of a hook vary by
     more than the length of that last one on a busy machine, so aim 2
     watches for the lock marker, which holds the writer's pid, rather than guessing."""
     if aim == 2:
@@ -454,7 +454,9 @@ def _kill(project: Project, process: subprocess.Popen[bytes], aim: int, rng: ran
             if _written_by(marker, process.pid):
                 break
             time.sleep(0.0005)
-        time.sleep(rng.uniform(0, 0.0015))
+        # Within half a ms: the locked phase itself takes only a few ms (no transcript is
+        # checked out), and a later kill mostly finds the commit complete.
+        time.sleep(rng.uniform(0, 0.0005))
     else:
         time.sleep(rng.uniform(0 if aim == 0 else min(start, typical / 2), typical))
     if process.poll() is None:

@@ -211,7 +211,10 @@ def _spawn_background_sync(run_: _Run) -> None:
 
 
 def background_sync(environ: Mapping[str, str]) -> int:
-    """The detached sync SessionEnd starts; failures wait for the next SessionStart."""
+    """The detached sync SessionEnd starts; failures wait for the next SessionStart. Nobody
+    waits for it, so it waits for a sync that holds the network lock: that one may have
+    pushed before this session's commit existed, and stepping aside would leave the commit
+    unpushed until the next sync."""
     from ..remote import sync
     project = detach.project(environ, None)
     if project is None:
@@ -220,10 +223,10 @@ def background_sync(environ: Mapping[str, str]) -> int:
     try:
         config = load_config(paths.config_path(project))
         store.filter = checkpoint.redaction(config)
-        sync.sync(store, None, config.device, _limits(config), checkpoint.secret_rules(config),
-                  wait=0)
-    except LockTimeout:
-        pass  # a sync is running: it pushes this session's commits too
+        sync.sync(store, None, config.device, _limits(config), checkpoint.secret_rules(config))
+    except LockTimeout as error:  # a sync that long is pushing this commit too, or failing
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} background sync: {error}; the next "
+              "sync pushes", flush=True)  # to .git/cmem/sync.log
     except Exception as error:  # recorded, never raised: nobody is waiting for this process
         errorlog.record(store.gitdir, "background sync", _describe(error))
     return 0

@@ -263,7 +263,7 @@ def sync(store: Store, remote: str | None, device: str, limits: transport.Limits
          secrets: Redactor | None = None, wait: float = NETWORK_WAIT) -> Outcome:
     """Commit local edits of the memory files, then fetch, merge, push; a push that loses a
     race to another device fetches and merges again. Holds the network lock throughout, so
-    a background sync or a hook's pull waits or steps aside (`wait`)."""
+    another sync or a hook's pull waits for it, or steps aside (`wait`)."""
     name = _remote(store, remote)
     with NetworkLock(store.gitdir, wait):
         checkpoint.take(store, checkpoint.Request("sync", None, None, device))
