@@ -213,6 +213,7 @@ def test_background_sync_waits_while_a_sync_holds_the_network(tmp_path: Path, la
             background.wait(timeout=3)  # waiting for the lock
         assert git_at(bare, "rev-parse", "main").strip() != laptop.head()
     out, err = background.communicate(timeout=120)
-    assert (background.returncode, out, err) == (0, b"", b""), err
+    assert (background.returncode, err) == (0, b""), err
+    assert f"background sync: {laptop.head()[:8]} pushed" in out.decode()  # for sync.log
     assert pending_errors(laptop) == []
     assert git_at(bare, "rev-parse", "main").strip() == laptop.head()

@@ -223,13 +223,22 @@ def background_sync(environ: Mapping[str, str]) -> int:
     try:
         config = load_config(paths.config_path(project))
         store.filter = checkpoint.redaction(config)
-        sync.sync(store, None, config.device, _limits(config), checkpoint.secret_rules(config))
+        done = sync.sync(store, None, config.device, _limits(config),
+                         checkpoint.secret_rules(config))
+        tip = store.tip()
+        _log_sync(f"{str(tip.id)[:8] if tip else 'no commit'} "
+                  f"{'pushed' if done.pushed else 'already there'} ({done.merged or 'no merge'})")
     except LockTimeout as error:  # a sync that long is pushing this commit too, or failing
-        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} background sync: {error}; the next "
-              "sync pushes", flush=True)  # to .git/cmem/sync.log
+        _log_sync(f"{error}; the next sync pushes")
     except Exception as error:  # recorded, never raised: nobody is waiting for this process
         errorlog.record(store.gitdir, "background sync", _describe(error))
     return 0
+
+
+def _log_sync(line: str) -> None:
+    """One line per background sync in .git/cmem/sync.log (its stdout), for whoever wonders
+    whether SessionEnd's push happened."""
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} background sync: {line}", flush=True)
 
 
 def _sync_now(run_: _Run) -> str | None:
