@@ -158,10 +158,13 @@ def git(folder: Path, *args: str, check: bool = True) -> str:
 def cmem(*args: str, cwd: Path, input: bytes | None = None,
          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
     """The installed cmem, as a user runs it."""
-    script = Path(PYTHON).parent / "cmem"
-    command = [str(script)] if script.exists() else [PYTHON, "-m", "cmem_git"]
-    return subprocess.run([*command, *args], cwd=cwd, input=input, capture_output=True,
+    return subprocess.run([*cmem_command(), *args], cwd=cwd, input=input, capture_output=True,
                           env=env or dict(os.environ), timeout=300)
+
+
+def cmem_command() -> list[str]:
+    script = Path(PYTHON).parent / "cmem"
+    return [str(script)] if script.exists() else [PYTHON, "-m", "cmem_git"]
 
 
 @pytest.fixture

@@ -4,16 +4,18 @@ checked them out in."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pygit2
-from conftest import CORPUS, Project, cmem, git, payload, run_hook, stored_file
+from conftest import CORPUS, Project, cmem, cmem_command, git, payload, run_hook, stored_file
 
 from cmem_git.capture import backup, checkpoint
 from cmem_git.git import chunks
@@ -25,17 +27,20 @@ SID = "5f0c2a8e-1111-4222-8333-944455556666"
 
 def transcript(size: int) -> bytes:
     """Real corpus records in a cycle, each made unique (so no two chunks are equal)."""
+    return b"".join(records(size))
+
+
+def records(size: int) -> Iterator[bytes]:
     lines = [line for path in sorted((CORPUS / "spotter").rglob("*.jsonl"))
              for line in path.read_bytes().splitlines(keepends=True)
              if line.startswith(b"{") and line.endswith(b"\n")]
-    out, total = [], 0
+    total = 0
     for number, line in enumerate(itertools.cycle(lines)):
         record = b'{"n":%d,' % number + line[1:]
-        out.append(record)
+        yield record
         total += len(record)
         if total >= size:
-            return b"".join(out)
-    raise AssertionError("unreachable")
+            return
 
 
 def fsck_clean(folder: Path) -> None:
@@ -208,3 +213,34 @@ def test_cat_and_restore_of_a_large_transcript_are_byte_exact(project: Project,
     (target / f"{SID}.jsonl").write_bytes(data[:-10] + b"different\n")
     refused = cmem("restore", SID[:8], "--to", str(target), cwd=project.root)
     assert refused.returncode != 0 and b"different files exist" in refused.stderr
+
+
+def digest(path: Path) -> str:
+    found = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(MiB):
+            found.update(block)
+    return found.hexdigest()
+
+
+def test_a_400_mib_transcript_round_trips_byte_for_byte(project: Project, tmp_path: Path) -> None:
+    """Issue 13's largest size, through the hook as installed (SessionEnd, detached), then back
+    with `cmem cat` and `cmem restore`: the same bytes, compared by digest (files, not memory)."""
+    path = project.transcripts / f"{SID}.jsonl"
+    with open(path, "wb") as handle:
+        handle.writelines(records(400 * MiB))
+    done = run_hook(project, "SessionEnd", payload("SessionEnd", SID, path, project.root))
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+    assert project.git("status", "--porcelain") == ""
+    shown = tmp_path / "shown.jsonl"
+    with open(shown, "wb") as out:
+        cat = subprocess.run([*cmem_command(), "cat", SID[:8]], cwd=project.root, stdout=out,
+                             stderr=subprocess.PIPE, timeout=600)
+    assert cat.returncode == 0, cat.stderr
+    expected = digest(path)
+    assert digest(shown) == expected
+    shown.unlink()
+    restored = cmem("restore", SID[:8], "--to", str(tmp_path / "elsewhere"), cwd=project.root)
+    assert restored.returncode == 0, restored.stderr
+    assert digest(tmp_path / "elsewhere" / f"{SID}.jsonl") == expected
+    fsck_clean(project.memory)
