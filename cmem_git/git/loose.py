@@ -26,7 +26,7 @@ import pygit2
 
 from ..atomic import create_temp
 from ..errors import StorageError
-from .repo import LOOSE_LEVEL, _Repository
+from .repo import LOOSE_LEVEL, admitted
 
 _Job = tuple[str, bytes]  # hex id, data
 
@@ -47,13 +47,8 @@ class LooseWriter:
     def add(self, data: bytes) -> pygit2.Oid:
         """Queue `data` (through the repository's filter, as `create_blob` would) and return
         its id."""
-        count = 0
-        if isinstance(self.repo, _Repository):
-            data, count = self.repo.cleaned(data)
-        oid = pygit2.hash(data)  # the blob's id, as libgit2 computes it
+        data, oid = admitted(self.repo, data)
         self._jobs.put((str(oid), data))
-        if isinstance(self.repo, _Repository):
-            self.repo.written(oid, count)
         return oid
 
     def finish(self) -> None:

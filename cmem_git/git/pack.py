@@ -30,7 +30,7 @@ import pygit2
 
 from .lock import alive, state_dir, temp_dir
 from .packing import UNDELTIFIED
-from .repo import _Repository
+from .repo import admitted
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -63,21 +63,14 @@ class PackWriter:
     def add(self, data: bytes) -> pygit2.Oid:
         """Queue `data` (through the repository's filter, as `create_blob` would) and return
         its id."""
-        count = 0
-        if isinstance(self.repo, _Repository):
-            data, count = self.repo.cleaned(data)
-        digest = hashlib.sha1(b"blob %d\0" % len(data))
-        digest.update(data)
-        raw = digest.digest()
+        data, oid = admitted(self.repo, data)
+        raw = oid.raw
         if raw not in self._seen:
             self._seen.add(raw)
             self._pending.append((raw, self._pool.submit(_entry, data)))
             # A few chunks in flight at most: memory stays O(chunk) for any file size.
             while len(self._pending) > 2 * self.workers:
                 self._drain_one()
-        oid = pygit2.Oid(raw=raw)
-        if isinstance(self.repo, _Repository):
-            self.repo.written(oid, count)
         return oid
 
     def finish(self) -> None:

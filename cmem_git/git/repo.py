@@ -89,14 +89,26 @@ class _Repository(pygit2.Repository):
         return self.transform(raw)
 
     def written(self, oid: pygit2.Oid, count: int) -> None:
-        """Record a blob that came out of `cleaned` (whoever wrote it: libgit2, or a PackWriter
-        for a first backup), so that the commit does not read and redact it again."""
+        """Record a blob that came out of `cleaned` (whoever writes it: libgit2 here, or pack.py
+        and loose.py through `admitted`), so that the commit does not read and redact it again."""
         self.clean.add(oid)
         if count:
             self.redacted[oid] = count
 
     def create_blob_fromdisk(self, path: str) -> pygit2.Oid:
         return self.create_blob(Path(path).read_bytes())
+
+
+def admitted(repo: pygit2.Repository, data: bytes) -> tuple[bytes, pygit2.Oid]:
+    """For a writer of blobs other than libgit2 (pack.py, loose.py): the bytes to store for
+    `data`, through the repository's filter as `create_blob` would, and their blob id, recorded
+    as written so that the commit does not redact them again."""
+    if not isinstance(repo, _Repository):
+        return data, pygit2.hash(data)
+    data, count = repo.cleaned(data)
+    oid = pygit2.hash(data)
+    repo.written(oid, count)
+    return data, oid
 
 
 def open_repository(path: str) -> _Repository:
