@@ -72,7 +72,7 @@ def _detached(name: str) -> int:
         return _hook(name, data, detached=True)
     try:
         (markers_dir(gitdir) / str(os.getpid())).touch(mode=0o600)
-        _to_log(os.open(state_dir(gitdir) / _LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        _to_log(_open_log(gitdir))
     except OSError:
         pass  # then `wait` cannot see this process, or its output is lost; the commit is not
     return _work(name, data, gitdir)
@@ -149,7 +149,7 @@ def _fork(gitdir: Path) -> bool:
     child could be started (then this process does the work, as in the foreground)."""
     try:
         markers = markers_dir(gitdir)
-        log = os.open(state_dir(gitdir) / _LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        log = _open_log(gitdir)
     except OSError:
         return False
     try:
@@ -167,6 +167,10 @@ def _fork(gitdir: Path) -> bool:
     except OSError:
         pass  # then `wait` cannot see this child; the commit itself is unaffected
     return True
+
+
+def _open_log(gitdir: Path) -> int:
+    return os.open(state_dir(gitdir) / _LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
 
 def _to_log(log: int) -> None:

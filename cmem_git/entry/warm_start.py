@@ -86,14 +86,15 @@ def keep(store: Store, root: Path, config: Config, folder: Path,
         watched = watched or watch(store, root, config, folder)
         if watched is None:
             return
+        kept = settings(config)
         if known is None:
             tip = store.tip()
             if tip is None:
                 return
-            known = str(tip.id), context.facts(store, tip, settings(config))
+            known = str(tip.id), context.facts(store, tip, kept)
         if recovery.remember(store, folder):
             start_cache.save(store.gitdir, known[0], watched, known[1].to_json(),
-                             settings(config)._asdict())
+                             kept._asdict())
     except Exception as error:  # the cache only saves work: the commit before it stands
         errorlog.log_traceback(store.gitdir, error)
 

@@ -31,6 +31,9 @@ def state_dir(gitdir: Path, create: bool = True) -> Path:
     return folder
 
 
+MARKERS = "detached"
+
+
 def markers_dir(gitdir: Path, create: bool = True) -> Path:
     """Where each process a hook left running in the background has a file named by its pid
     (entry/detach.py); the hooks' shell lines write there too (setup/settings.py)."""
@@ -38,9 +41,6 @@ def markers_dir(gitdir: Path, create: bool = True) -> Path:
     if create:
         folder.mkdir(mode=0o700, exist_ok=True)
     return folder
-
-
-MARKERS = "detached"
 
 
 def temp_dir(gitdir: Path) -> Path:
